@@ -1,0 +1,81 @@
+//! Everything AWS: credentials, SigV4 signing, and the one STS call the dashboard uses.
+
+pub mod credentials;
+pub mod sigv4;
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::error::Error;
+use credentials::{CacheAsProvider, CredentialCache, CredentialSource};
+
+/// The AWS side of the proxy: the credential cache and an STS client for identity look-ups.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub credentials: Arc<CredentialCache>,
+    sdk_config: aws_config::SdkConfig,
+}
+
+/// The caller identity as STS reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallerIdentity {
+    pub account: Option<String>,
+    pub arn: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl Aws {
+    /// Loads the SDK's default configuration (credential chain, region, `AWS_ENDPOINT_URL_*` overrides)
+    /// and builds the credential cache. `signing_region` is used when no region is configured.
+    pub async fn load(settings: &Settings, signing_region: &str) -> Result<Self, Error> {
+        let loaded = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk_config = if loaded.region().is_some() {
+            loaded
+        } else {
+            loaded
+                .into_builder()
+                .region(aws_config::Region::new(signing_region.to_string()))
+                .build()
+        };
+        let base = sdk_config.credentials_provider().ok_or_else(|| {
+            Error::NoCredentials("the AWS SDK configured no credential provider".into())
+        })?;
+        let source = match &settings.assume_role {
+            Some(role) => CredentialSource::AssumeRole {
+                sts: aws_sdk_sts::Client::new(&sdk_config),
+                settings: role.clone(),
+            },
+            None => CredentialSource::DefaultChain(base),
+        };
+        Ok(Aws {
+            credentials: CredentialCache::new(source),
+            sdk_config,
+        })
+    }
+
+    /// STS GetCallerIdentity with exactly the credentials the proxy signs with.
+    pub async fn caller_identity(&self) -> Result<CallerIdentity, Error> {
+        let config = aws_sdk_sts::config::Builder::from(&self.sdk_config)
+            .credentials_provider(CacheAsProvider(self.credentials.clone()))
+            .build();
+        let output = aws_sdk_sts::Client::from_conf(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| {
+                Error::UpstreamUnreachable(format!(
+                    "STS GetCallerIdentity failed: {}",
+                    DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(CallerIdentity {
+            account: output.account().map(str::to_string),
+            arn: output.arn().map(str::to_string),
+            user_id: output.user_id().map(str::to_string),
+        })
+    }
+}

@@ -1,0 +1,739 @@
+//! Every setting: clap flags with `MLFLOW_PROXY_*` env fallbacks and defaults, validated into a typed
+//! [`Settings`]. This is the only module that reads environment variables (besides the AWS SDK's own
+//! credential chain).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::target::{MlflowArn, SigningTarget, Upstream};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sagemaker-mlflow-proxy",
+    version,
+    about = "Gives any MLflow client, browser and portal plain HTTP access to Amazon SageMaker managed MLflow, signing every call with AWS SigV4."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub args: Args,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Exit 0 when the proxy listening on --listen answers /healthz with 200 (for container HEALTHCHECKs).
+    Healthcheck,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Signing {
+    /// Sign every upstream request with AWS SigV4 (SageMaker managed MLflow).
+    Sigv4,
+    /// Forward unsigned (a self-hosted MLflow upstream).
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// No inbound authentication: anyone who reaches the listener uses the proxy's AWS identity.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UiAuth {
+    /// Sign every UI request with SigV4, like a REST call.
+    Sigv4,
+    /// Hold a presigned-URL session with the upstream UI server-side and attach its cookie.
+    PresignedSession,
+}
+
+impl UiAuth {
+    pub fn name(self) -> &'static str {
+        match self {
+            UiAuth::Sigv4 => "sigv4",
+            UiAuth::PresignedSession => "presigned-session",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Address and port to listen on.
+    #[arg(long, env = "MLFLOW_PROXY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// SageMaker MLflow Tracking Server or MLflow App ARN; decides the upstream URL, SigV4 service and routing header.
+    #[arg(long, env = "MLFLOW_PROXY_ARN")]
+    pub arn: Option<String>,
+
+    /// Replaces the upstream base URL derived from the ARN (VPC endpoint, self-hosted MLflow, local stand-in).
+    /// Falls back to SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT, like the official plugin.
+    #[arg(long, env = "MLFLOW_PROXY_UPSTREAM_URL")]
+    pub upstream_url: Option<String>,
+
+    /// How upstream requests are authenticated.
+    #[arg(long, env = "MLFLOW_PROXY_SIGNING", value_enum, default_value_t = Signing::Sigv4)]
+    pub signing: Signing,
+
+    /// Role to assume (through STS) for signing; falls back to SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN.
+    #[arg(long, env = "MLFLOW_PROXY_ASSUME_ROLE_ARN")]
+    pub assume_role_arn: Option<String>,
+
+    /// RoleSessionName used with --assume-role-arn.
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_ASSUME_ROLE_SESSION_NAME",
+        default_value = "sagemaker-mlflow-proxy"
+    )]
+    pub assume_role_session_name: String,
+
+    /// ExternalId used with --assume-role-arn.
+    #[arg(long, env = "MLFLOW_PROXY_ASSUME_ROLE_EXTERNAL_ID")]
+    pub assume_role_external_id: Option<String>,
+
+    /// Lifetime requested for assumed-role sessions (900s to 12h, within the role's maximum).
+    #[arg(long, env = "MLFLOW_PROXY_ASSUME_ROLE_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub assume_role_duration: Duration,
+
+    /// Inbound authentication mode.
+    #[arg(long, env = "MLFLOW_PROXY_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+
+    /// How the MLflow UI under /mlflow/ authenticates upstream (default: sigv4 for apps,
+    /// presigned-session for tracking servers; ignored with --signing none).
+    #[arg(long, env = "MLFLOW_PROXY_UI_AUTH", value_enum)]
+    pub ui_auth: Option<UiAuth>,
+
+    /// Comma-separated origins (https://portal.example.com) that may embed the UI in an iframe, besides this proxy.
+    #[arg(long, env = "MLFLOW_PROXY_FRAME_ANCESTORS", value_delimiter = ',')]
+    pub frame_ancestors: Vec<String>,
+
+    /// Comma-separated origins whose browsers may call the REST API cross-origin (CORS); none by default.
+    #[arg(long, env = "MLFLOW_PROXY_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Time allowed to open a TCP (and TLS) connection to the upstream.
+    #[arg(long, env = "MLFLOW_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Time allowed from sending a request upstream until its response headers arrive (then 504).
+    #[arg(long, env = "MLFLOW_PROXY_REQUEST_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest pause allowed while streaming a body in either direction; also the pooled-connection idle time.
+    #[arg(long, env = "MLFLOW_PROXY_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may run before the process exits anyway.
+    #[arg(long, env = "MLFLOW_PROXY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Largest request body accepted (413 above it). Suffixes: KiB, MiB, GiB, KB, MB, GB.
+    #[arg(long, env = "MLFLOW_PROXY_MAX_BODY_SIZE", default_value = "5GiB", value_parser = parse_size)]
+    pub max_body_size: u64,
+
+    /// Request bodies up to this size are hashed in memory; larger ones are spooled to --spool-dir.
+    #[arg(long, env = "MLFLOW_PROXY_MEMORY_BODY_SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub memory_body_size: u64,
+
+    /// Directory for spooled request bodies (default: the system temporary directory).
+    #[arg(long, env = "MLFLOW_PROXY_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Comma-separated CIDRs of proxies (e.g. the ALB's subnets) whose X-Forwarded-* headers are trusted.
+    #[arg(long, env = "MLFLOW_PROXY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, env = "MLFLOW_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `info,sagemaker_mlflow_proxy=debug`.
+    #[arg(long, env = "MLFLOW_PROXY_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Validated settings the rest of the program uses.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    pub assume_role: Option<AssumeRoleSettings>,
+    pub auth: AuthMode,
+    /// `None` with --signing none (the UI is forwarded unsigned).
+    pub ui_auth: Option<UiAuth>,
+    pub frame_ancestors: Vec<String>,
+    pub cors_allowed_origins: Vec<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub max_body_size: u64,
+    pub memory_body_size: u64,
+    pub spool_dir: PathBuf,
+    pub trusted_proxies: Vec<Cidr>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct AssumeRoleSettings {
+    pub role_arn: String,
+    pub session_name: String,
+    pub external_id: Option<String>,
+    pub duration: Duration,
+}
+
+/// A settings error names the setting (flag and env var) and says what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {flag} ({env}): {message}")]
+pub struct SettingsError {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub message: String,
+}
+
+fn setting_error(
+    flag: &'static str,
+    env: &'static str,
+    message: impl Into<String>,
+) -> SettingsError {
+    SettingsError {
+        flag,
+        env,
+        message: message.into(),
+    }
+}
+
+/// Environment fallbacks the official SageMaker MLflow plugin defines, read here and nowhere else.
+#[derive(Default, Debug, Clone)]
+pub struct PluginEnv {
+    pub custom_endpoint: Option<String>,
+    pub assume_role_arn: Option<String>,
+}
+
+impl PluginEnv {
+    pub fn from_process_env() -> Self {
+        let read = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        PluginEnv {
+            custom_endpoint: read("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT"),
+            assume_role_arn: read("SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN"),
+        }
+    }
+}
+
+impl Args {
+    /// Validates the raw arguments into [`Settings`].
+    pub fn validate(&self, plugin_env: &PluginEnv) -> Result<Settings, SettingsError> {
+        let arn = match self.arn.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(raw) => Some(
+                raw.parse::<MlflowArn>()
+                    .map_err(|e| setting_error("--arn", "MLFLOW_PROXY_ARN", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let upstream_url = self
+            .upstream_url
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| plugin_env.custom_endpoint.clone());
+
+        let signing =
+            match (self.signing, &arn) {
+                (Signing::Sigv4, Some(arn)) => Some(SigningTarget::for_arn(arn)),
+                (Signing::Sigv4, None) => return Err(setting_error(
+                    "--arn",
+                    "MLFLOW_PROXY_ARN",
+                    "required with --signing sigv4 (use --signing none for a self-hosted MLflow)",
+                )),
+                (Signing::None, _) => None,
+            };
+        let base_url = match (&upstream_url, &arn) {
+            (Some(url), _) => url.clone(),
+            (None, Some(arn)) => arn.default_base_url(),
+            (None, None) => {
+                return Err(setting_error(
+                    "--upstream-url",
+                    "MLFLOW_PROXY_UPSTREAM_URL",
+                    "required with --signing none",
+                ))
+            }
+        };
+        let upstream = Upstream::new(&base_url, signing).map_err(|e| {
+            setting_error("--upstream-url", "MLFLOW_PROXY_UPSTREAM_URL", e.to_string())
+        })?;
+
+        let assume_role_arn = self
+            .assume_role_arn
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| plugin_env.assume_role_arn.clone());
+        let assume_role = match assume_role_arn {
+            Some(role_arn) => {
+                if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+                    return Err(setting_error(
+                        "--assume-role-arn",
+                        "MLFLOW_PROXY_ASSUME_ROLE_ARN",
+                        format!("{role_arn:?} is not an IAM role ARN"),
+                    ));
+                }
+                if self.signing == Signing::None {
+                    return Err(setting_error(
+                        "--assume-role-arn",
+                        "MLFLOW_PROXY_ASSUME_ROLE_ARN",
+                        "has no effect with --signing none",
+                    ));
+                }
+                validate_session_name(&self.assume_role_session_name)?;
+                let secs = self.assume_role_duration.as_secs();
+                if !(900..=43_200).contains(&secs) {
+                    return Err(setting_error(
+                        "--assume-role-duration",
+                        "MLFLOW_PROXY_ASSUME_ROLE_DURATION",
+                        "must be between 15m and 12h",
+                    ));
+                }
+                Some(AssumeRoleSettings {
+                    role_arn,
+                    session_name: self.assume_role_session_name.clone(),
+                    external_id: self.assume_role_external_id.clone(),
+                    duration: self.assume_role_duration,
+                })
+            }
+            None => None,
+        };
+
+        let ui_auth = match (&upstream.signing, self.ui_auth) {
+            (None, _) => None,
+            (Some(_), Some(chosen)) => Some(chosen),
+            (Some(signing), None) => Some(match signing.arn.kind {
+                crate::target::ArnKind::App => UiAuth::Sigv4,
+                crate::target::ArnKind::TrackingServer => UiAuth::PresignedSession,
+            }),
+        };
+        let frame_ancestors = parse_origins(
+            &self.frame_ancestors,
+            "--frame-ancestors",
+            "MLFLOW_PROXY_FRAME_ANCESTORS",
+        )?;
+        let cors_allowed_origins = parse_origins(
+            &self.cors_allowed_origins,
+            "--cors-allowed-origins",
+            "MLFLOW_PROXY_CORS_ALLOWED_ORIGINS",
+        )?;
+
+        for (flag, env, value) in [
+            (
+                "--connect-timeout",
+                "MLFLOW_PROXY_CONNECT_TIMEOUT",
+                self.connect_timeout,
+            ),
+            (
+                "--request-timeout",
+                "MLFLOW_PROXY_REQUEST_TIMEOUT",
+                self.request_timeout,
+            ),
+            (
+                "--idle-timeout",
+                "MLFLOW_PROXY_IDLE_TIMEOUT",
+                self.idle_timeout,
+            ),
+        ] {
+            if value.is_zero() {
+                return Err(setting_error(flag, env, "must be greater than zero"));
+            }
+        }
+        if self.max_body_size == 0 {
+            return Err(setting_error(
+                "--max-body-size",
+                "MLFLOW_PROXY_MAX_BODY_SIZE",
+                "must be greater than zero",
+            ));
+        }
+        if self.memory_body_size > 256 * 1024 * 1024 {
+            return Err(setting_error(
+                "--memory-body-size",
+                "MLFLOW_PROXY_MEMORY_BODY_SIZE",
+                "at most 256MiB (larger bodies are spooled to disk)",
+            ));
+        }
+        let spool_dir = self.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if !spool_dir.is_dir() {
+            return Err(setting_error(
+                "--spool-dir",
+                "MLFLOW_PROXY_SPOOL_DIR",
+                format!("{} is not a directory", spool_dir.display()),
+            ));
+        }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.parse::<Cidr>().map_err(|e| {
+                    setting_error(
+                        "--trusted-proxies",
+                        "MLFLOW_PROXY_TRUSTED_PROXIES",
+                        e.to_string(),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(setting_error(
+                "--log-level",
+                "MLFLOW_PROXY_LOG_LEVEL",
+                e.to_string(),
+            ));
+        }
+
+        Ok(Settings {
+            listen: self.listen,
+            upstream,
+            assume_role,
+            auth: self.auth,
+            ui_auth,
+            frame_ancestors,
+            cors_allowed_origins,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            idle_timeout: self.idle_timeout,
+            drain_timeout: self.drain_timeout,
+            max_body_size: self.max_body_size,
+            memory_body_size: self.memory_body_size.min(self.max_body_size),
+            spool_dir,
+            trusted_proxies,
+            log_format: self.log_format,
+            log_level: self.log_level.clone(),
+        })
+    }
+}
+
+/// Origins as `scheme://host[:port]` (a leading `*.` in the host is allowed, as in CSP); never `*`.
+fn parse_origins(
+    raw: &[String],
+    flag: &'static str,
+    env: &'static str,
+) -> Result<Vec<String>, SettingsError> {
+    raw.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            let origin = origin.trim_end_matches('/');
+            let (scheme, host) = origin.split_once("://").unwrap_or(("", ""));
+            let host_ok = !host.is_empty()
+                && !host.contains('/')
+                && host
+                    .trim_start_matches("*.")
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+            if (scheme == "http" || scheme == "https") && host_ok {
+                Ok(origin.to_ascii_lowercase())
+            } else {
+                Err(setting_error(
+                    flag,
+                    env,
+                    format!("{origin:?} is not an origin like https://portal.example.com"),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn validate_session_name(name: &str) -> Result<(), SettingsError> {
+    // STS: 2-64 characters of [\w+=,.@-].
+    let ok = (2..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(setting_error(
+            "--assume-role-session-name",
+            "MLFLOW_PROXY_ASSUME_ROLE_SESSION_NAME",
+            "2 to 64 characters of letters, digits and _+=,.@-",
+        ))
+    }
+}
+
+/// Parses durations such as `250ms`, `30s`, `5m`, `1h`; a bare number means seconds.
+pub fn parse_duration(input: &str) -> Result<Duration, String> {
+    let input = input.trim();
+    let split = input
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(input.len());
+    let (number, unit) = input.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{input:?} is not a duration like 30s, 500ms, 5m or 1h"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || !(0.0..=365.0 * 24.0 * 3600.0).contains(&seconds) {
+        return Err(format!("{input:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses sizes such as `4096`, `64KiB`, `8MiB`, `5GiB`, `10MB`.
+pub fn parse_size(input: &str) -> Result<u64, String> {
+    let input = input.trim();
+    let split = input
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(input.len());
+    let (number, unit) = input.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{input:?} is not a size like 4096, 64KiB, 8MiB or 5GiB"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown size unit {other:?}")),
+    };
+    value
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{input:?} is too large"))
+}
+
+/// An IPv4 or IPv6 network in CIDR notation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let network: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TS: &str = "arn:aws:sagemaker:us-west-2:111122223333:mlflow-tracking-server/my-server";
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["sagemaker-mlflow-proxy"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn arn_alone_is_enough() {
+        let s = args(&["--arn", TS])
+            .validate(&PluginEnv::default())
+            .unwrap();
+        assert_eq!(
+            s.upstream.base_url(),
+            "https://us-west-2.experiments.sagemaker.aws"
+        );
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.upstream.signing.unwrap().service, "sagemaker-mlflow");
+        assert_eq!(s.request_timeout, Duration::from_secs(300));
+        assert_eq!(s.max_body_size, 5 << 30);
+    }
+
+    #[test]
+    fn custom_endpoint_fallback_and_precedence() {
+        let env = PluginEnv {
+            custom_endpoint: Some("http://127.0.0.1:9000".into()),
+            assume_role_arn: None,
+        };
+        let s = args(&["--arn", TS]).validate(&env).unwrap();
+        assert_eq!(s.upstream.base_url(), "http://127.0.0.1:9000");
+        let s = args(&["--arn", TS, "--upstream-url", "http://127.0.0.1:7000"])
+            .validate(&env)
+            .unwrap();
+        assert_eq!(s.upstream.base_url(), "http://127.0.0.1:7000");
+    }
+
+    #[test]
+    fn assume_role_fallback_env() {
+        let env = PluginEnv {
+            custom_endpoint: None,
+            assume_role_arn: Some("arn:aws:iam::111122223333:role/mlflow".into()),
+        };
+        let s = args(&["--arn", TS]).validate(&env).unwrap();
+        let role = s.assume_role.unwrap();
+        assert_eq!(role.role_arn, "arn:aws:iam::111122223333:role/mlflow");
+        assert_eq!(role.session_name, "sagemaker-mlflow-proxy");
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let env = PluginEnv::default();
+        let cases: [(&[&str], &str); 7] = [
+            (&[], "--arn"),
+            (&["--arn", "arn:aws:s3:::bucket"], "--arn"),
+            (&["--signing", "none"], "--upstream-url"),
+            (
+                &["--arn", TS, "--upstream-url", "ftp://x"],
+                "--upstream-url",
+            ),
+            (
+                &["--arn", TS, "--assume-role-arn", "arn:aws:iam::1:user/x"],
+                "--assume-role-arn",
+            ),
+            (
+                &["--arn", TS, "--trusted-proxies", "10.0.0.0/99"],
+                "--trusted-proxies",
+            ),
+            (
+                &["--arn", TS, "--log-level", "foo=notalevel"],
+                "--log-level",
+            ),
+        ];
+        for (argv, flag) in cases {
+            let err = args(argv).validate(&env).unwrap_err();
+            assert_eq!(err.flag, flag, "{argv:?}");
+            assert!(err
+                .to_string()
+                .starts_with(&format!("invalid setting {flag} (MLFLOW_PROXY_")));
+        }
+    }
+
+    #[test]
+    fn ui_auth_defaults_per_arn_kind_and_origins() {
+        let s = args(&["--arn", TS])
+            .validate(&PluginEnv::default())
+            .unwrap();
+        assert_eq!(s.ui_auth, Some(UiAuth::PresignedSession));
+        let app = "arn:aws:sagemaker:us-west-2:111122223333:mlflow-app/app-X";
+        let s = args(&[
+            "--arn",
+            app,
+            "--frame-ancestors",
+            "https://portal.example.com/, http://127.0.0.1:3000",
+        ])
+        .validate(&PluginEnv::default())
+        .unwrap();
+        assert_eq!(s.ui_auth, Some(UiAuth::Sigv4));
+        assert_eq!(
+            s.frame_ancestors,
+            ["https://portal.example.com", "http://127.0.0.1:3000"]
+        );
+        for bad in [
+            "*",
+            "portal.example.com",
+            "https://x.example/path",
+            "javascript://x",
+        ] {
+            let err = args(&["--arn", app, "--cors-allowed-origins", bad])
+                .validate(&PluginEnv::default())
+                .unwrap_err();
+            assert_eq!(err.flag, "--cors-allowed-origins", "{bad}");
+        }
+    }
+
+    #[test]
+    fn self_hosted_needs_no_arn() {
+        let s = args(&[
+            "--signing",
+            "none",
+            "--upstream-url",
+            "http://127.0.0.1:5000",
+        ])
+        .validate(&PluginEnv::default())
+        .unwrap();
+        assert!(s.upstream.signing.is_none());
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_size("5GiB").unwrap(), 5 << 30);
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("99999999999999999999GiB").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn cidrs() {
+        let net: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        let one: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+    }
+}

@@ -1,0 +1,149 @@
+//! The proxy's one error type and its single mapping to HTTP responses.
+//!
+//! Every variant maps to exactly one status code and one MLflow `error_code` (a name from MLflow's own
+//! `ErrorCode` enum, so the stock client parses it). On MLflow paths the body is MLflow's JSON error shape
+//! `{"error_code": "...", "message": "..."}`; the proxy's own endpoints use the same shape.
+
+use http::StatusCode;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or ambiguous (e.g. `..` path segments, broken percent-encoding).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No route on this proxy serves the path.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request body exceeds `--max-body-size`.
+    #[error("request body exceeds the proxy's limit of {limit} bytes (--max-body-size)")]
+    PayloadTooLarge { limit: u64 },
+    /// The upstream could not be reached (connection refused, DNS, TLS, reset).
+    #[error("upstream MLflow is unreachable: {0}")]
+    UpstreamUnreachable(String),
+    /// The upstream did not answer in time (connect timeout or `--request-timeout`).
+    #[error("upstream MLflow did not answer within {0}")]
+    UpstreamTimeout(String),
+    /// AWS credentials could not be resolved, so nothing can be signed.
+    #[error("no AWS credentials available: {0}")]
+    NoCredentials(String),
+    /// The proxy is shutting down or otherwise not able to serve.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected local failure (spool file I/O, signing).
+    #[error("internal proxy error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::NoCredentials(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The MLflow `ErrorCode` name for this error.
+    pub fn mlflow_code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "BAD_REQUEST",
+            Error::NotFound(_) => "ENDPOINT_NOT_FOUND",
+            Error::PayloadTooLarge { .. } => "REQUEST_LIMIT_EXCEEDED",
+            Error::UpstreamUnreachable(_) => "TEMPORARILY_UNAVAILABLE",
+            Error::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
+            Error::NoCredentials(_) | Error::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The error as an HTTP response in MLflow's JSON error shape.
+    pub fn into_response(self) -> warp::reply::Response {
+        json_error(self.status(), self.mlflow_code(), &self.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct MlflowErrorBody<'a> {
+    error_code: &'a str,
+    message: &'a str,
+}
+
+/// A response in MLflow's JSON error shape with the given status.
+pub fn json_error(status: StatusCode, error_code: &str, message: &str) -> warp::reply::Response {
+    let body = serde_json::to_vec(&MlflowErrorBody {
+        error_code,
+        message,
+    })
+    .unwrap_or_default();
+    let mut response = warp::reply::Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(response: warp::reply::Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_variant_maps_to_one_status_and_mlflow_shape() {
+        let cases = [
+            (Error::BadRequest("bad".into()), 400, "BAD_REQUEST"),
+            (Error::NotFound("nope".into()), 404, "ENDPOINT_NOT_FOUND"),
+            (
+                Error::PayloadTooLarge { limit: 10 },
+                413,
+                "REQUEST_LIMIT_EXCEEDED",
+            ),
+            (
+                Error::UpstreamUnreachable("refused".into()),
+                502,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
+            (
+                Error::UpstreamTimeout("5s".into()),
+                504,
+                "DEADLINE_EXCEEDED",
+            ),
+            (
+                Error::NoCredentials("none".into()),
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
+            (Error::Internal("x".into()), 500, "INTERNAL_ERROR"),
+        ];
+        for (error, status, code) in cases {
+            let message = error.to_string();
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+            let json = body_json(response).await;
+            assert_eq!(json["error_code"], code);
+            assert_eq!(json["message"], message);
+        }
+    }
+
+    #[test]
+    fn payload_too_large_names_the_setting() {
+        let message = Error::PayloadTooLarge { limit: 1024 }.to_string();
+        assert!(message.contains("1024"));
+        assert!(message.contains("--max-body-size"));
+    }
+}

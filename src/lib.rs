@@ -1,0 +1,16 @@
+//! sagemaker-mlflow-proxy: gives any MLflow client, browser and portal plain HTTP access to Amazon
+//! SageMaker managed MLflow, signing every call with AWS SigV4. See `docs/architecture.md`.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod aws;
+pub mod browser;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod ops;
+pub mod proxy;
+pub mod stats;
+pub mod target;
+pub mod telemetry;
+pub mod ui;

@@ -1,0 +1,127 @@
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sagemaker_mlflow_proxy::{app, config, telemetry};
+
+fn main() -> ExitCode {
+    let cli = config::Cli::parse();
+    if let Some(config::Command::Healthcheck) = cli.command {
+        return healthcheck(cli.args.listen);
+    }
+    let settings = match cli.args.validate(&config::PluginEnv::from_process_env()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("sagemaker-mlflow-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format, &settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sagemaker-mlflow-proxy: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(settings))
+}
+
+async fn run(settings: config::Settings) -> ExitCode {
+    let listen = settings.listen;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(%listen, error = %e, "cannot listen (--listen)");
+            return ExitCode::FAILURE;
+        }
+    };
+    if matches!(settings.auth, config::AuthMode::None) && !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "inbound authentication is off (--auth none) and the proxy listens beyond loopback: anyone who reaches it acts with its AWS identity");
+    }
+    let app = match app::App::new(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    app.start_background();
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| listen.to_string());
+    tracing::info!(
+        listen = %bound,
+        upstream = %app.settings.upstream.base_url(),
+        mode = app.settings.upstream.signing.as_ref().map(|s| s.arn.kind.mode_name()).unwrap_or("self-hosted"),
+        version = env!("CARGO_PKG_VERSION"),
+        "sagemaker-mlflow-proxy listening"
+    );
+    app::serve(app, listener, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// `healthcheck`: GET /healthz on the local listener; exit 0 on 200. Uses a bare TCP exchange so the
+/// container image needs no curl.
+fn healthcheck(listen: std::net::SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let ip = if listen.ip().is_unspecified() {
+        if listen.is_ipv4() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        }
+    } else {
+        listen.ip()
+    };
+    let addr = std::net::SocketAddr::new(ip, listen.port());
+    let result = (|| -> std::io::Result<bool> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        stream.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let mut head = [0u8; 16];
+        let n = stream.read(&mut head)?;
+        Ok(head[..n].starts_with(b"HTTP/1.1 200"))
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("healthcheck: {addr}/healthz did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Forwarding one MLflow request upstream: path and query checks, header hygiene, bounded and hashed
+//! body, SigV4 signing, the pooled client with timeouts, one retry after an expired-token answer, and
+//! the response streamed back with its headers cleaned.
+
+pub mod body;
+pub mod client;
+pub mod headers;
+pub mod path;
+pub mod query;
+pub mod response;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, Bytes};
+use futures_util::Stream;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use warp::Reply;
+
+use crate::aws::credentials::{CachedCredentials, CredentialCache};
+use crate::aws::sigv4::{self, Scope};
+use crate::config::{Cidr, Settings};
+use crate::error::Error;
+use crate::stats::Stats;
+use crate::target::Upstream;
+use body::{BodyLimits, PreparedBody};
+use client::UpstreamClient;
+use headers::ClientInfo;
+use response::{AccessLog, ResponseStream};
+
+/// A response body on its way to the client: the upstream's stream, or bytes already read.
+pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
+/// Upstream 403 bodies up to this size are read to recognise an expired-token error.
+const MAX_ERROR_BODY_INSPECTED: u64 = 64 * 1024;
+
+/// A request as received, in the pieces warp extracts.
+pub struct Inbound<S> {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub remote: Option<SocketAddr>,
+    pub body: S,
+}
+
+pub struct Forwarder {
+    upstream: Upstream,
+    client: UpstreamClient,
+    credentials: Option<Arc<CredentialCache>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+    max_body_size: u64,
+    memory_body_size: u64,
+    spool_dir: PathBuf,
+    trusted_proxies: Vec<Cidr>,
+    stats: Arc<Stats>,
+}
+
+impl Forwarder {
+    pub fn new(
+        settings: &Settings,
+        credentials: Option<Arc<CredentialCache>>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Forwarder {
+            upstream: settings.upstream.clone(),
+            client: client::build(settings.connect_timeout, settings.idle_timeout),
+            credentials,
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
+            idle_timeout: settings.idle_timeout,
+            max_body_size: settings.max_body_size,
+            memory_body_size: settings.memory_body_size,
+            spool_dir: settings.spool_dir.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            stats,
+        }
+    }
+
+    /// Forwards `inbound` to `upstream_path` on the upstream and returns the client's response.
+    /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
+    pub async fn forward<S, B>(
+        &self,
+        inbound: Inbound<S>,
+        upstream_path: &str,
+    ) -> warp::reply::Response
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send,
+        B: Buf,
+    {
+        let started = Instant::now();
+        let _in_flight = self.stats.begin();
+        let request_id = headers::request_id(&inbound.headers);
+        let mut log = AccessLog {
+            method: inbound.method.clone(),
+            path: inbound.path.clone(),
+            status: 0,
+            request_id: request_id.to_str().unwrap_or_default().to_string(),
+            remote: inbound.remote,
+            started,
+            upstream_latency: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            outcome: "complete",
+            stats: self.stats.clone(),
+        };
+        match self
+            .try_forward(inbound, upstream_path, &request_id, &mut log)
+            .await
+        {
+            Ok((parts, incoming)) => {
+                log.status = parts.status.as_u16();
+                let stream = ResponseStream::new(incoming, self.idle_timeout, log);
+                let mut response = warp::reply::stream(stream).into_response();
+                *response.status_mut() = parts.status;
+                *response.headers_mut() = parts.headers;
+                response
+            }
+            Err(error) => {
+                if matches!(error, Error::Internal(_)) {
+                    tracing::error!(request_id = %log.request_id, error = %error, "request failed");
+                }
+                log.status = error.status().as_u16();
+                log.outcome = "proxy-error";
+                let mut response = error.into_response();
+                response
+                    .headers_mut()
+                    .insert(headers::X_REQUEST_ID, request_id);
+                response
+            }
+        }
+    }
+
+    async fn try_forward<S, B>(
+        &self,
+        inbound: Inbound<S>,
+        upstream_path: &str,
+        request_id: &HeaderValue,
+        log: &mut AccessLog,
+    ) -> Result<(http::response::Parts, ResponseBody), Error>
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send,
+        B: Buf,
+    {
+        path::validate_path(upstream_path)?;
+        let query = match inbound.query.as_deref() {
+            Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
+            _ => None,
+        };
+        let uri = self
+            .upstream
+            .uri_for(upstream_path, query.as_deref())
+            .map_err(|e| Error::BadRequest(format!("cannot build the upstream URL: {e}")))?;
+
+        let client_info = ClientInfo {
+            remote: inbound.remote,
+            host: inbound.headers.get(header::HOST),
+            proto: "http",
+            trusted_proxies: &self.trusted_proxies,
+        };
+        let mut upstream_headers =
+            headers::forward_request_headers(&inbound.headers, &client_info, request_id);
+
+        let body = self
+            .read_body(&inbound.method, &inbound.headers, inbound.body)
+            .await?;
+        log.bytes_in = body.len();
+
+        upstream_headers.insert(
+            header::HOST,
+            HeaderValue::from_str(self.upstream.authority.as_str())
+                .map_err(|e| Error::Internal(format!("upstream host header: {e}")))?,
+        );
+        let method_has_body = matches!(inbound.method, Method::POST | Method::PUT | Method::PATCH);
+        if !body.is_empty() || method_has_body {
+            upstream_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        if let Some(signing) = &self.upstream.signing {
+            upstream_headers.insert(
+                signing.routing_header.clone(),
+                signing.routing_value.clone(),
+            );
+        }
+
+        let mut rejected: Option<Arc<CachedCredentials>> = None;
+        loop {
+            let mut request_headers = upstream_headers.clone();
+            let used = self
+                .sign(
+                    &inbound.method,
+                    &uri,
+                    &mut request_headers,
+                    &body,
+                    rejected.as_deref(),
+                )
+                .await?;
+            let mut request = http::Request::new(body.upstream_body().await?);
+            *request.method_mut() = inbound.method.clone();
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = request_headers;
+
+            let sent = Instant::now();
+            let response = tokio::time::timeout(self.request_timeout, self.client.request(request))
+                .await
+                .map_err(|_| {
+                    Error::UpstreamTimeout(format!(
+                        "{:?} (--request-timeout)",
+                        self.request_timeout
+                    ))
+                })?
+                .map_err(|e| self.classify_client_error(&e))?;
+            log.upstream_latency = Some(sent.elapsed());
+            let (mut parts, incoming) = response.into_parts();
+
+            if parts.status == StatusCode::FORBIDDEN {
+                if let Some(used) = used.filter(|_| rejected.is_none()) {
+                    match self.inspect_forbidden(&parts.headers, incoming).await {
+                        Forbidden::ExpiredToken => {
+                            tracing::info!(request_id = %log.request_id, "upstream says the security token expired; refreshing credentials and retrying once");
+                            rejected = Some(used);
+                            continue;
+                        }
+                        Forbidden::Other(bytes) => {
+                            return Ok(self.buffered_response(parts, bytes, request_id));
+                        }
+                        Forbidden::Unread(incoming) => {
+                            headers::clean_response_headers(&mut parts.headers);
+                            parts
+                                .headers
+                                .insert(headers::X_REQUEST_ID, request_id.clone());
+                            return Ok((parts, incoming.boxed()));
+                        }
+                    }
+                }
+            }
+            headers::clean_response_headers(&mut parts.headers);
+            parts
+                .headers
+                .insert(headers::X_REQUEST_ID, request_id.clone());
+            return Ok((parts, incoming.boxed()));
+        }
+    }
+
+    async fn read_body<S, B>(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        stream: S,
+    ) -> Result<PreparedBody, Error>
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send,
+        B: Buf,
+    {
+        let declared = match headers.get(header::CONTENT_LENGTH) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or_else(|| Error::BadRequest("invalid Content-Length".into()))?,
+            ),
+            None => None,
+        };
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        let bodyless = matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+        );
+        if declared.unwrap_or(0) == 0 && !chunked && bodyless {
+            return Ok(PreparedBody::empty());
+        }
+        let limits = BodyLimits {
+            max: self.max_body_size,
+            in_memory: self.memory_body_size,
+            spool_dir: &self.spool_dir,
+            idle_timeout: self.idle_timeout,
+        };
+        body::read_body(stream, declared, &limits).await
+    }
+
+    /// Signs the request when signing is on; returns the credentials used.
+    async fn sign(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        headers: &mut HeaderMap,
+        body: &PreparedBody,
+        rejected: Option<&CachedCredentials>,
+    ) -> Result<Option<Arc<CachedCredentials>>, Error> {
+        let (Some(signing), Some(cache)) = (&self.upstream.signing, &self.credentials) else {
+            return Ok(None);
+        };
+        let cached = match rejected {
+            Some(rejected) => cache.refresh_after_rejection(rejected).await?,
+            None => cache.get().await?,
+        };
+        let scope = Scope {
+            service: signing.service,
+            region: &signing.region,
+            routing_header: &signing.routing_header,
+        };
+        sigv4::sign_request(
+            method,
+            uri,
+            headers,
+            body.sha256_hex(),
+            &cached.credentials,
+            &scope,
+            SystemTime::now(),
+        )?;
+        Ok(Some(cached))
+    }
+
+    /// Tells an expired-token 403 from any other 403 (SageMaker names the error in the body and,
+    /// usually, in `x-amzn-ErrorType`).
+    async fn inspect_forbidden(
+        &self,
+        headers: &HeaderMap,
+        incoming: hyper::body::Incoming,
+    ) -> Forbidden {
+        let error_type = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if error_type.contains("ExpiredToken") {
+            return Forbidden::ExpiredToken;
+        }
+        let small = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len <= MAX_ERROR_BODY_INSPECTED);
+        if !small {
+            return Forbidden::Unread(incoming);
+        }
+        let read = tokio::time::timeout(self.idle_timeout, incoming.collect()).await;
+        match read {
+            Ok(Ok(collected)) => {
+                let bytes = collected.to_bytes();
+                let text = String::from_utf8_lossy(&bytes);
+                if text.contains("ExpiredToken")
+                    || text.contains("security token included in the request is expired")
+                {
+                    Forbidden::ExpiredToken
+                } else {
+                    Forbidden::Other(bytes)
+                }
+            }
+            _ => Forbidden::Other(Bytes::from_static(
+                b"{\"error_code\":\"PERMISSION_DENIED\",\"message\":\"upstream refused the request (403)\"}",
+            )),
+        }
+    }
+
+    /// A response whose (small) body was already read.
+    fn buffered_response(
+        &self,
+        mut parts: http::response::Parts,
+        bytes: Bytes,
+        request_id: &HeaderValue,
+    ) -> (http::response::Parts, ResponseBody) {
+        headers::clean_response_headers(&mut parts.headers);
+        parts
+            .headers
+            .insert(headers::X_REQUEST_ID, request_id.clone());
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        let body = http_body_util::Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed();
+        (parts, body)
+    }
+
+    fn classify_client_error(&self, error: &hyper_util::client::legacy::Error) -> Error {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        let mut chain = Vec::new();
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    return Error::UpstreamTimeout(format!(
+                        "{:?} (--connect-timeout)",
+                        self.connect_timeout
+                    ));
+                }
+            }
+            let text = e.to_string();
+            if chain.last() != Some(&text) {
+                chain.push(text);
+            }
+            source = e.source();
+        }
+        Error::UpstreamUnreachable(format!(
+            "{} ({})",
+            chain.join(": "),
+            self.upstream.base_url()
+        ))
+    }
+}
+
+enum Forbidden {
+    ExpiredToken,
+    Other(Bytes),
+    Unread(hyper::body::Incoming),
+}

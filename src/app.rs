@@ -17,14 +17,16 @@ use serde_json::json;
 use warp::filters::path::FullPath;
 use warp::{Filter, Rejection};
 
+use crate::aws::sagemaker::{self, ControlPlane};
 use crate::aws::Aws;
 use crate::browser;
-use crate::config::Settings;
+use crate::config::{Settings, UiAuth};
 use crate::error::{json_error, Error};
 use crate::ops;
-use crate::proxy::{path::is_mlflow_api_path, Forwarder, Inbound};
+use crate::proxy::{path::is_mlflow_api_path, Forwarder, Inbound, UpstreamAuth};
 use crate::stats::Stats;
 use crate::ui;
+use crate::ui_session::UiSession;
 
 pub struct App {
     pub settings: Settings,
@@ -39,6 +41,8 @@ pub struct App {
     pub identity_cache: ops::IdentityCache,
     /// `Content-Security-Policy` for pages that may be framed.
     pub frame_policy: HeaderValue,
+    /// Present in presigned-session UI mode.
+    pub ui_session: Option<Arc<UiSession>>,
 }
 
 impl App {
@@ -55,6 +59,29 @@ impl App {
             stats.clone(),
         );
         let frame_policy = browser::frame_ancestors_policy(&settings.frame_ancestors);
+        let ui_session = match (&aws, &settings.upstream.signing, settings.ui_auth) {
+            (Some(aws), Some(signing), Some(UiAuth::PresignedSession)) => {
+                let endpoint = settings
+                    .sagemaker_endpoint
+                    .clone()
+                    .unwrap_or_else(|| sagemaker::default_endpoint(&signing.region));
+                let control = ControlPlane::new(
+                    &endpoint,
+                    &signing.region,
+                    aws.credentials.clone(),
+                    forwarder.client(),
+                    settings.request_timeout.min(Duration::from_secs(30)),
+                )?;
+                Some(UiSession::new(
+                    control,
+                    signing.arn.clone(),
+                    forwarder.client(),
+                    settings.ui_session_duration.as_secs(),
+                    settings.request_timeout.min(Duration::from_secs(30)),
+                ))
+            }
+            _ => None,
+        };
         Ok(Arc::new(App {
             settings,
             forwarder,
@@ -65,6 +92,7 @@ impl App {
             draining: AtomicBool::new(false),
             identity_cache: Default::default(),
             frame_policy,
+            ui_session,
         }))
     }
 
@@ -73,10 +101,33 @@ impl App {
         if let Some(aws) = &self.aws {
             tokio::spawn(aws.credentials.clone().run_refresher());
         }
+        if let Some(ui_session) = &self.ui_session {
+            tokio::spawn(ui_session.clone().run_renewer());
+        }
     }
 
     pub fn ui_session_status(&self) -> serde_json::Value {
-        json!({"state": "none", "expires_at": null})
+        match &self.ui_session {
+            Some(ui_session) => ui_session.status(),
+            None => json!({"state": "none", "expires_at": null}),
+        }
+    }
+
+    /// How REST calls authenticate upstream.
+    fn api_auth(&self) -> UpstreamAuth<'_> {
+        if self.settings.upstream.signing.is_some() {
+            UpstreamAuth::Sign
+        } else {
+            UpstreamAuth::Unsigned
+        }
+    }
+
+    /// How UI requests authenticate upstream.
+    fn ui_auth(&self) -> UpstreamAuth<'_> {
+        match &self.ui_session {
+            Some(ui_session) => UpstreamAuth::Session(ui_session),
+            None => self.api_auth(),
+        }
     }
 }
 
@@ -243,7 +294,8 @@ where
         browser::Origin::Allowed(v) => Some(v.clone()),
         _ => None,
     };
-    let mut response = app.forwarder.forward(inbound, upstream_path).await;
+    let auth = if is_ui { app.ui_auth() } else { app.api_auth() };
+    let mut response = app.forwarder.forward(inbound, upstream_path, auth).await;
     if let Some(value) = origin_value {
         browser::add_cors_headers(&mut response, &browser::Origin::Allowed(&value));
     }

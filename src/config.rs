@@ -114,6 +114,11 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_UI_AUTH", value_enum)]
     pub ui_auth: Option<UiAuth>,
 
+    /// Lifetime requested for the upstream UI session in presigned-session mode (30m to 12h); it is
+    /// renewed ahead of expiry.
+    #[arg(long, env = "MLFLOW_PROXY_UI_SESSION_DURATION", default_value = "8h", value_parser = parse_duration)]
+    pub ui_session_duration: Duration,
+
     /// Comma-separated origins (https://portal.example.com) that may embed the UI in an iframe, besides this proxy.
     #[arg(long, env = "MLFLOW_PROXY_FRAME_ANCESTORS", value_delimiter = ',')]
     pub frame_ancestors: Vec<String>,
@@ -172,6 +177,9 @@ pub struct Settings {
     pub auth: AuthMode,
     /// `None` with --signing none (the UI is forwarded unsigned).
     pub ui_auth: Option<UiAuth>,
+    pub ui_session_duration: Duration,
+    /// The SageMaker control-plane endpoint override (`AWS_ENDPOINT_URL_SAGEMAKER`).
+    pub sagemaker_endpoint: Option<String>,
     pub frame_ancestors: Vec<String>,
     pub cors_allowed_origins: Vec<String>,
     pub connect_timeout: Duration,
@@ -220,6 +228,9 @@ fn setting_error(
 pub struct PluginEnv {
     pub custom_endpoint: Option<String>,
     pub assume_role_arn: Option<String>,
+    /// The AWS SDK's standard endpoint override for SageMaker (`AWS_ENDPOINT_URL_SAGEMAKER`, else
+    /// `AWS_ENDPOINT_URL`), used for the hand-signed control-plane calls.
+    pub sagemaker_endpoint: Option<String>,
 }
 
 impl PluginEnv {
@@ -228,6 +239,8 @@ impl PluginEnv {
         PluginEnv {
             custom_endpoint: read("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT"),
             assume_role_arn: read("SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN"),
+            sagemaker_endpoint: read("AWS_ENDPOINT_URL_SAGEMAKER")
+                .or_else(|| read("AWS_ENDPOINT_URL")),
         }
     }
 }
@@ -321,6 +334,15 @@ impl Args {
                 crate::target::ArnKind::TrackingServer => UiAuth::PresignedSession,
             }),
         };
+        let ui_session_secs = self.ui_session_duration.as_secs();
+        if ui_auth == Some(UiAuth::PresignedSession) && !(1800..=43_200).contains(&ui_session_secs)
+        {
+            return Err(setting_error(
+                "--ui-session-duration",
+                "MLFLOW_PROXY_UI_SESSION_DURATION",
+                "must be between 30m and 12h (SageMaker's limits)",
+            ));
+        }
         let frame_ancestors = parse_origins(
             &self.frame_ancestors,
             "--frame-ancestors",
@@ -403,6 +425,8 @@ impl Args {
             assume_role,
             auth: self.auth,
             ui_auth,
+            ui_session_duration: self.ui_session_duration,
+            sagemaker_endpoint: plugin_env.sagemaker_endpoint.clone(),
             frame_ancestors,
             cors_allowed_origins,
             connect_timeout: self.connect_timeout,
@@ -606,7 +630,7 @@ mod tests {
     fn custom_endpoint_fallback_and_precedence() {
         let env = PluginEnv {
             custom_endpoint: Some("http://127.0.0.1:9000".into()),
-            assume_role_arn: None,
+            ..PluginEnv::default()
         };
         let s = args(&["--arn", TS]).validate(&env).unwrap();
         assert_eq!(s.upstream.base_url(), "http://127.0.0.1:9000");
@@ -619,8 +643,8 @@ mod tests {
     #[test]
     fn assume_role_fallback_env() {
         let env = PluginEnv {
-            custom_endpoint: None,
             assume_role_arn: Some("arn:aws:iam::111122223333:role/mlflow".into()),
+            ..PluginEnv::default()
         };
         let s = args(&["--arn", TS]).validate(&env).unwrap();
         let role = s.assume_role.unwrap();

@@ -14,3 +14,4 @@ pub mod stats;
 pub mod target;
 pub mod telemetry;
 pub mod ui;
+pub mod ui_session;

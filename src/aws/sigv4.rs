@@ -27,8 +27,9 @@ const SIGNED_HEADERS: [&str; 3] = ["host", "content-type", "content-length"];
 pub struct Scope<'a> {
     pub service: &'a str,
     pub region: &'a str,
-    /// The routing header, which is signed like the official client does.
-    pub routing_header: &'a HeaderName,
+    /// One more header to sign: the routing header on the data plane (as the official client does),
+    /// `x-amz-target` on the control plane.
+    pub extra_signed_header: &'a HeaderName,
 }
 
 /// Signs a request in place: adds `authorization`, `x-amz-date`, `x-amz-content-sha256` and, for
@@ -60,7 +61,7 @@ pub fn sign_request(
     let signed: Vec<(&str, &str)> = headers
         .iter()
         .filter(|(name, _)| {
-            SIGNED_HEADERS.contains(&name.as_str()) || *name == scope.routing_header
+            SIGNED_HEADERS.contains(&name.as_str()) || *name == scope.extra_signed_header
         })
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
         .collect();
@@ -114,7 +115,7 @@ mod tests {
         let scope = Scope {
             service: "sagemaker-mlflow",
             region: "us-west-2",
-            routing_header: &routing,
+            extra_signed_header: &routing,
         };
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -168,7 +169,7 @@ mod tests {
         let scope = Scope {
             service: "sagemaker",
             region: "eu-west-1",
-            routing_header: &routing,
+            extra_signed_header: &routing,
         };
         let mut headers = HeaderMap::new();
         headers.insert(

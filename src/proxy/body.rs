@@ -18,6 +18,10 @@ use crate::error::Error;
 /// The body type sent upstream.
 pub type UpstreamBody = BoxBody<Bytes, io::Error>;
 
+/// After refusing a body as too large, up to this much more of it is read and discarded so that the
+/// client, still sending, reads the 413 instead of a connection reset.
+const DRAIN_AFTER_REFUSAL: u64 = 16 * 1024 * 1024;
+
 /// Read size when streaming a spooled body back out.
 const SPOOL_READ_CHUNK: usize = 256 * 1024;
 
@@ -97,10 +101,11 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    let mut stream = std::pin::pin!(stream);
     if declared_len.is_some_and(|len| len > limits.max) {
+        drain(&mut stream, limits.idle_timeout).await;
         return Err(Error::PayloadTooLarge { limit: limits.max });
     }
-    let mut stream = std::pin::pin!(stream);
     let mut hasher = Sha256::new();
     let initial = declared_len.unwrap_or(0).min(limits.in_memory) as usize;
     let mut memory = BytesMut::with_capacity(initial);
@@ -130,6 +135,7 @@ where
             let len = piece.len();
             total += len as u64;
             if total > limits.max {
+                drain(&mut stream, limits.idle_timeout).await;
                 return Err(Error::PayloadTooLarge { limit: limits.max });
             }
             hasher.update(piece);
@@ -165,6 +171,21 @@ where
         None => Stored::Memory(memory.freeze()),
     };
     Ok(PreparedBody { stored, sha256_hex })
+}
+
+/// Reads and discards up to [`DRAIN_AFTER_REFUSAL`] bytes of what the client is still sending.
+async fn drain<S, B>(stream: &mut std::pin::Pin<&mut S>, idle_timeout: Duration)
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut drained = 0u64;
+    while drained < DRAIN_AFTER_REFUSAL {
+        match tokio::time::timeout(idle_timeout, stream.next()).await {
+            Ok(Some(Ok(chunk))) => drained += chunk.remaining() as u64,
+            _ => return,
+        }
+    }
 }
 
 async fn start_spool(

@@ -26,6 +26,7 @@ use crate::config::{Cidr, Settings};
 use crate::error::Error;
 use crate::stats::Stats;
 use crate::target::Upstream;
+use crate::ui_session::{is_session_rejected, Session, UiSession};
 use body::{BodyLimits, PreparedBody};
 use client::UpstreamClient;
 use headers::ClientInfo;
@@ -36,6 +37,17 @@ pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error
 
 /// Upstream 403 bodies up to this size are read to recognise an expired-token error.
 const MAX_ERROR_BODY_INSPECTED: u64 = 64 * 1024;
+
+/// How a forwarded request authenticates to the upstream.
+#[derive(Clone, Copy)]
+pub enum UpstreamAuth<'a> {
+    /// SigV4 with the proxy's credentials (REST calls; the UI in `sigv4` mode).
+    Sign,
+    /// The server-side UI session's cookie (the UI in `presigned-session` mode).
+    Session(&'a UiSession),
+    /// Nothing (a self-hosted MLflow).
+    Unsigned,
+}
 
 /// A request as received, in the pieces warp extracts.
 pub struct Inbound<S> {
@@ -82,12 +94,18 @@ impl Forwarder {
         }
     }
 
+    /// The pooled client, shared with the control-plane and UI-session calls.
+    pub fn client(&self) -> UpstreamClient {
+        self.client.clone()
+    }
+
     /// Forwards `inbound` to `upstream_path` on the upstream and returns the client's response.
     /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
     pub async fn forward<S, B>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
+        auth: UpstreamAuth<'_>,
     ) -> warp::reply::Response
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
@@ -110,7 +128,7 @@ impl Forwarder {
             stats: self.stats.clone(),
         };
         match self
-            .try_forward(inbound, upstream_path, &request_id, &mut log)
+            .try_forward(inbound, upstream_path, auth, &request_id, &mut log)
             .await
         {
             Ok((parts, incoming)) => {
@@ -140,6 +158,7 @@ impl Forwarder {
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
+        auth: UpstreamAuth<'_>,
         request_id: &HeaderValue,
         log: &mut AccessLog,
     ) -> Result<(http::response::Parts, ResponseBody), Error>
@@ -152,11 +171,6 @@ impl Forwarder {
             Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
             _ => None,
         };
-        let uri = self
-            .upstream
-            .uri_for(upstream_path, query.as_deref())
-            .map_err(|e| Error::BadRequest(format!("cannot build the upstream URL: {e}")))?;
-
         let client_info = ClientInfo {
             remote: inbound.remote,
             host: inbound.headers.get(header::HOST),
@@ -171,11 +185,6 @@ impl Forwarder {
             .await?;
         log.bytes_in = body.len();
 
-        upstream_headers.insert(
-            header::HOST,
-            HeaderValue::from_str(self.upstream.authority.as_str())
-                .map_err(|e| Error::Internal(format!("upstream host header: {e}")))?,
-        );
         let method_has_body = matches!(inbound.method, Method::POST | Method::PUT | Method::PATCH);
         if !body.is_empty() || method_has_body {
             upstream_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -187,21 +196,54 @@ impl Forwarder {
             );
         }
 
-        let mut rejected: Option<Arc<CachedCredentials>> = None;
+        // At most two attempts: the second only after the upstream rejected expired credentials
+        // (then refreshed) or a stale UI session (then renewed).
+        let mut rejected_credentials: Option<Arc<CachedCredentials>> = None;
+        let mut rejected_session: Option<Arc<Session>> = None;
         loop {
+            let first_attempt = rejected_credentials.is_none() && rejected_session.is_none();
             let mut request_headers = upstream_headers.clone();
-            let used = self
-                .sign(
-                    &inbound.method,
-                    &uri,
-                    &mut request_headers,
-                    &body,
-                    rejected.as_deref(),
-                )
-                .await?;
+            let (uri, used_credentials, used_session) = match auth {
+                UpstreamAuth::Session(ui) => {
+                    let session = match &rejected_session {
+                        Some(stale) => ui.renew_after_rejection(stale).await?,
+                        None => ui.get().await?,
+                    };
+                    request_headers.insert(header::COOKIE, session.cookie.clone());
+                    let uri = Self::uri_and_host(
+                        &session.upstream,
+                        upstream_path,
+                        query.as_deref(),
+                        &mut request_headers,
+                    )?;
+                    (uri, None, Some(session))
+                }
+                UpstreamAuth::Sign | UpstreamAuth::Unsigned => {
+                    let uri = Self::uri_and_host(
+                        &self.upstream,
+                        upstream_path,
+                        query.as_deref(),
+                        &mut request_headers,
+                    )?;
+                    let used = match auth {
+                        UpstreamAuth::Sign => {
+                            self.sign(
+                                &inbound.method,
+                                &uri,
+                                &mut request_headers,
+                                &body,
+                                rejected_credentials.as_deref(),
+                            )
+                            .await?
+                        }
+                        _ => None,
+                    };
+                    (uri, used, None)
+                }
+            };
             let mut request = http::Request::new(body.upstream_body().await?);
             *request.method_mut() = inbound.method.clone();
-            *request.uri_mut() = uri.clone();
+            *request.uri_mut() = uri;
             *request.headers_mut() = request_headers;
 
             let sent = Instant::now();
@@ -217,12 +259,21 @@ impl Forwarder {
             log.upstream_latency = Some(sent.elapsed());
             let (mut parts, incoming) = response.into_parts();
 
-            if parts.status == StatusCode::FORBIDDEN {
-                if let Some(used) = used.filter(|_| rejected.is_none()) {
+            if first_attempt {
+                if let Some(session) = used_session {
+                    if is_session_rejected(parts.status, parts.headers.get(header::LOCATION)) {
+                        tracing::info!(request_id = %log.request_id, status = parts.status.as_u16(), "upstream UI session not accepted; renewing it and retrying once");
+                        rejected_session = Some(session);
+                        continue;
+                    }
+                }
+                if let Some(used) =
+                    used_credentials.filter(|_| parts.status == StatusCode::FORBIDDEN)
+                {
                     match self.inspect_forbidden(&parts.headers, incoming).await {
                         Forbidden::ExpiredToken => {
                             tracing::info!(request_id = %log.request_id, "upstream says the security token expired; refreshing credentials and retrying once");
-                            rejected = Some(used);
+                            rejected_credentials = Some(used);
                             continue;
                         }
                         Forbidden::Other(bytes) => {
@@ -244,6 +295,24 @@ impl Forwarder {
                 .insert(headers::X_REQUEST_ID, request_id.clone());
             return Ok((parts, incoming.boxed()));
         }
+    }
+
+    /// The upstream URI for this request, with the matching `Host` header set.
+    fn uri_and_host(
+        upstream: &Upstream,
+        path: &str,
+        query: Option<&str>,
+        headers: &mut HeaderMap,
+    ) -> Result<http::Uri, Error> {
+        let uri = upstream
+            .uri_for(path, query)
+            .map_err(|e| Error::BadRequest(format!("cannot build the upstream URL: {e}")))?;
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(upstream.authority.as_str())
+                .map_err(|e| Error::Internal(format!("upstream host header: {e}")))?,
+        );
+        Ok(uri)
     }
 
     async fn read_body<S, B>(
@@ -302,7 +371,7 @@ impl Forwarder {
         let scope = Scope {
             service: signing.service,
             region: &signing.region,
-            routing_header: &signing.routing_header,
+            extra_signed_header: &signing.routing_header,
         };
         sigv4::sign_request(
             method,

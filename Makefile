@@ -1,0 +1,124 @@
+# sagemaker-mlflow-proxy: every entry point installs what it needs, so each works on a fresh machine.
+#
+#   make demo     the product against a local SageMaker MLflow stand-in (real MLflow server)
+#   make test     every check: lint, unit, integration, frontend, end-to-end, browser, container
+#   make bench    the performance comparison (docs/benchmarks.md)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+CARGO ?= cargo
+DEBUG_BIN := target/debug/sagemaker-mlflow-proxy
+RELEASE_BIN := target/release/sagemaker-mlflow-proxy
+MUSL_TARGET := x86_64-unknown-linux-musl
+MUSL_BIN := target/$(MUSL_TARGET)/release/sagemaker-mlflow-proxy
+DEMO_PORT ?= 8080
+# Where browser screenshots and other test artifacts go.
+ARTIFACTS ?= test-artifacts
+
+.PHONY: help
+help:
+	@echo "make demo      run the proxy against a local SageMaker MLflow stand-in (Ctrl-C stops it)"
+	@echo "make test      install what is missing and run every test suite"
+	@echo "make bench     run the benchmarks and write docs/benchmarks.md"
+	@echo "make release   build the release binary with the dashboard embedded"
+
+# ---------------------------------------------------------------------------------------------
+# Setup (idempotent; stamp files make repeated runs fast)
+
+.PHONY: system-deps
+system-deps: .stamps/system-deps
+.stamps/system-deps:
+	@mkdir -p .stamps
+	@missing=""; \
+	for pkg in chromium buildah musl-tools; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --upgrade pip
+	$(VENV_PY) -m pip install -q -r tests/requirements.txt
+	@touch $@
+
+.PHONY: frontend
+frontend: frontend/dist/index.html
+frontend/node_modules/.installed: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	@touch $@
+frontend/dist/index.html: frontend/node_modules/.installed $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
+	cd frontend && npm run build
+
+# ---------------------------------------------------------------------------------------------
+# Builds (one per profile; every test stage reuses them)
+
+.PHONY: build
+build: frontend
+	$(CARGO) build --locked
+
+.PHONY: release
+release: frontend
+	$(CARGO) build --locked --release
+
+# The static binary the container image ships.
+.PHONY: musl
+musl: frontend system-deps
+	rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	$(CARGO) build --locked --release --target $(MUSL_TARGET)
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+.PHONY: lint
+lint: frontend
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+.PHONY: test-rust
+test-rust: build
+	$(CARGO) test --locked
+
+.PHONY: test-frontend
+test-frontend: frontend
+	cd frontend && npm test
+
+.PHONY: test-e2e
+test-e2e: build venv
+	PROXY_BIN=$(DEBUG_BIN) $(VENV)/bin/pytest -q tests/e2e
+
+.PHONY: test-browser
+test-browser: build venv system-deps
+	PROXY_BIN=$(DEBUG_BIN) ARTIFACTS=$(ARTIFACTS) $(VENV)/bin/pytest -q tests/browser
+
+.PHONY: test-container
+test-container: musl venv
+	PROXY_BIN=$(MUSL_BIN) bash tests/container/check.sh
+
+.PHONY: test
+test: lint test-rust test-frontend test-e2e test-browser test-container
+	@echo "make test: all suites passed"
+
+# ---------------------------------------------------------------------------------------------
+# Demo and benchmarks
+
+.PHONY: demo
+demo: release venv
+	$(VENV_PY) -m tests.emulator.demo --proxy-bin $(RELEASE_BIN) --port $(DEMO_PORT)
+
+.PHONY: bench
+bench: release venv
+	bash benches/run.sh
+
+.PHONY: clean
+clean:
+	rm -rf target frontend/dist frontend/node_modules $(VENV) .stamps $(ARTIFACTS)

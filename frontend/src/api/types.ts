@@ -1,0 +1,220 @@
+// Types for the proxy's own endpoints and the subset of the MLflow REST API 2.0
+// the dashboard uses. MLflow serialises int64 fields as JSON numbers, but some
+// servers send them as strings, so those fields accept both.
+
+export type Int64 = number | string;
+
+// ---------------------------------------------------------------- proxy
+
+export type ProxyMode = 'tracking-server' | 'app' | 'self-hosted';
+export type UiSessionState = 'none' | 'active' | 'renewing' | 'failed';
+
+export interface ProxyCredentials {
+  source: string;
+  expires_at: string | null;
+}
+
+export interface ProxyUiSession {
+  state: UiSessionState;
+  expires_at: string | null;
+}
+
+export interface ProxyStatus {
+  version: string;
+  mode: ProxyMode;
+  upstream_url: string;
+  arn: string | null;
+  region: string | null;
+  signing: 'sigv4' | 'none';
+  signing_service: string | null;
+  ui_auth: 'sigv4' | 'presigned-session' | 'none';
+  ready: boolean;
+  ready_reason: string | null;
+  credentials: ProxyCredentials | null;
+  ui_session: ProxyUiSession;
+  frame_ancestors: string[];
+  started_at: string;
+  uptime_seconds: number;
+}
+
+export interface ProxyIdentity {
+  account: string;
+  arn: string;
+  user_id: string;
+}
+
+export interface StatsBucket {
+  /** Unix seconds at the start of the bucket. */
+  t: number;
+  requests: number;
+  errors: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+}
+
+export interface ProxyStats {
+  requests_total: number;
+  errors_total: number;
+  in_flight: number;
+  window_seconds: number;
+  series: StatsBucket[];
+}
+
+// ---------------------------------------------------------------- mlflow
+
+export interface MlflowErrorBody {
+  error_code?: string;
+  message?: string;
+}
+
+export interface Tag {
+  key: string;
+  value: string;
+}
+
+export type ViewType = 'ACTIVE_ONLY' | 'DELETED_ONLY' | 'ALL';
+
+export interface Experiment {
+  experiment_id: string;
+  name: string;
+  artifact_location?: string;
+  lifecycle_stage?: 'active' | 'deleted' | string;
+  last_update_time?: Int64;
+  creation_time?: Int64;
+  tags?: Tag[];
+}
+
+export interface SearchExperimentsResponse {
+  experiments?: Experiment[];
+  next_page_token?: string;
+}
+
+export interface GetExperimentResponse {
+  experiment: Experiment;
+}
+
+export interface CreateExperimentResponse {
+  experiment_id: string;
+}
+
+export interface Metric {
+  key: string;
+  value: number | string;
+  timestamp?: Int64;
+  step?: Int64;
+}
+
+export interface Param {
+  key: string;
+  value: string;
+}
+
+export interface RunInfo {
+  run_id: string;
+  run_uuid?: string;
+  run_name?: string;
+  experiment_id: string;
+  user_id?: string;
+  status?: 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED' | string;
+  start_time?: Int64;
+  end_time?: Int64;
+  artifact_uri?: string;
+  lifecycle_stage?: string;
+}
+
+export interface RunData {
+  metrics?: Metric[];
+  params?: Param[];
+  tags?: Tag[];
+}
+
+export interface Run {
+  info: RunInfo;
+  data?: RunData;
+}
+
+export interface SearchRunsRequest {
+  experiment_ids: string[];
+  filter?: string;
+  run_view_type?: ViewType;
+  max_results?: number;
+  order_by?: string[];
+  page_token?: string;
+}
+
+export interface SearchRunsResponse {
+  runs?: Run[];
+  next_page_token?: string;
+}
+
+export interface GetMetricHistoryResponse {
+  metrics?: Metric[];
+  next_page_token?: string;
+}
+
+export interface RegisteredModelAlias {
+  alias: string;
+  version: string;
+}
+
+export interface ModelVersion {
+  name: string;
+  version: string;
+  creation_timestamp?: Int64;
+  last_updated_timestamp?: Int64;
+  user_id?: string;
+  current_stage?: string;
+  description?: string;
+  source?: string;
+  run_id?: string;
+  status?: string;
+  status_message?: string;
+  tags?: Tag[];
+  aliases?: string[];
+}
+
+export interface RegisteredModel {
+  name: string;
+  creation_timestamp?: Int64;
+  last_updated_timestamp?: Int64;
+  user_id?: string;
+  description?: string;
+  latest_versions?: ModelVersion[];
+  tags?: Tag[];
+  aliases?: RegisteredModelAlias[];
+}
+
+export interface SearchRegisteredModelsResponse {
+  registered_models?: RegisteredModel[];
+  next_page_token?: string;
+}
+
+export interface GetRegisteredModelResponse {
+  registered_model: RegisteredModel;
+}
+
+export interface SearchModelVersionsResponse {
+  model_versions?: ModelVersion[];
+  next_page_token?: string;
+}
+
+// ---------------------------------------------------------------- console
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export interface RawRequest {
+  method: HttpMethod;
+  /** Path (and query) on this origin, e.g. `/api/2.0/mlflow/experiments/search?max_results=5`. */
+  path: string;
+  /** Request body text, sent as `application/json` when non-empty. */
+  body?: string;
+}
+
+export interface RawResponse {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  durationMs: number;
+  contentType: string | null;
+  body: string;
+}

@@ -1,0 +1,103 @@
+import { screen, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { ApiError } from '../api/client';
+import { statsFixture, statusFixture } from '../test/fixtures';
+import { mockClient, renderApp } from '../test/render';
+
+function card(title: string): HTMLElement {
+  const heading = screen.getByRole('heading', { name: title });
+  const section = heading.closest('section');
+  if (!section) throw new Error(`no card ${title}`);
+  return section;
+}
+
+describe('OverviewPage', () => {
+  it('shows the proxy configuration, identity and credentials', async () => {
+    renderApp('/');
+    expect(await screen.findByText('https://t-abc.us-west-2.experiments.sagemaker.aws')).toBeInTheDocument();
+    expect(screen.getByText('arn:aws:sagemaker:us-west-2:111122223333:mlflow-tracking-server/team')).toBeInTheDocument();
+    expect(within(card('Upstream')).getByText('us-west-2')).toBeInTheDocument();
+    expect(within(card('Upstream')).getByText('sagemaker-mlflow')).toBeInTheDocument();
+    expect(within(card('Upstream')).getByText('presigned-session')).toBeInTheDocument();
+    expect(within(card('Proxy')).getByText('0.1.0')).toBeInTheDocument();
+    expect(within(card('Proxy')).getByText('1h 02m')).toBeInTheDocument();
+    expect(within(card('Readiness')).getByText('Ready')).toBeInTheDocument();
+    expect(await within(card('AWS identity')).findByText('arn:aws:sts::111122223333:assumed-role/R/s')).toBeInTheDocument();
+    expect(within(card('AWS identity')).getByText('111122223333')).toBeInTheDocument();
+    expect(within(card('Credentials')).getByText('assume-role')).toBeInTheDocument();
+    expect(within(card('Credentials')).getByText(/^in (59m [0-5][0-9]s|1h 00m)$/)).toBeInTheDocument();
+    expect(within(card('UI session')).getByText('active')).toBeInTheDocument();
+    expect(within(card('UI session')).getByText(/^in (1m [0-5][0-9]s|2m 00s)$/)).toBeInTheDocument();
+  });
+
+  it('shows the readiness reason', async () => {
+    renderApp('/', mockClient({ getStatus: () => Promise.resolve(statusFixture({ ready: false, ready_reason: 'upstream 503' })) }));
+    expect(await screen.findByTestId('ready-reason')).toHaveTextContent('upstream 503');
+    expect(within(card('Readiness')).getByText('Not ready')).toBeInTheDocument();
+  });
+
+  it('draws live request figures as charts', async () => {
+    renderApp('/');
+    const traffic = await screen.findByText('Request rate');
+    const panel = traffic.closest('section') as HTMLElement;
+    expect(within(panel).getByText('1.00 req/s')).toBeInTheDocument();
+    expect(within(panel).getByText('5.0 %')).toBeInTheDocument();
+    expect(within(panel).getByText('1.50 ms')).toBeInTheDocument();
+    expect(within(panel).getByText('8.40 ms p99')).toBeInTheDocument();
+    expect(within(panel).getByText('12,345')).toBeInTheDocument();
+    const charts = within(panel).getAllByRole('img');
+    expect(charts.map((c) => c.getAttribute('aria-label'))).toEqual([
+      'Requests per second over the last 60 s',
+      'Errors per second over the last 60 s',
+      'Latency p50 and p99 in milliseconds over the last 60 s',
+    ]);
+    expect(charts[0]?.querySelectorAll('path').length).toBeGreaterThan(0);
+  });
+
+  it('says when there was no traffic', async () => {
+    renderApp('/', mockClient({ getStats: () => Promise.resolve(statsFixture({ series: [] })) }));
+    expect(await screen.findByText('No requests in the last 60 s.')).toBeInTheDocument();
+    expect(screen.getByText('0.00 req/s')).toBeInTheDocument();
+  });
+
+  it('explains a missing identity in self-hosted mode without an error box', async () => {
+    renderApp(
+      '/',
+      mockClient({
+        getStatus: () =>
+          Promise.resolve(statusFixture({ mode: 'self-hosted', signing: 'none', signing_service: null, credentials: null, arn: null })),
+        getIdentity: () =>
+          Promise.reject(new ApiError({ message: 'no AWS identity: signing is off', status: 404, method: 'GET', path: '/api/proxy/identity' })),
+      }),
+    );
+    expect(await screen.findByText('no AWS identity: signing is off')).toBeInTheDocument();
+    expect(within(card('Credentials')).getByText('No AWS credentials: signing is off.')).toBeInTheDocument();
+    expect(screen.queryByRole('alert')).not.toBeInTheDocument();
+  });
+
+  it('shows an identity failure as an error when signing is on', async () => {
+    renderApp(
+      '/',
+      mockClient({
+        getIdentity: () =>
+          Promise.reject(new ApiError({ message: 'ExpiredToken', status: 502, errorCode: 'UPSTREAM', method: 'GET', path: '/x' })),
+      }),
+    );
+    const alert = await screen.findByRole('alert');
+    expect(alert).toHaveTextContent('Could not get the AWS identity');
+    expect(alert).toHaveTextContent('ExpiredToken');
+    expect(alert).toHaveTextContent('UPSTREAM · HTTP 502');
+  });
+
+  it('shows status and stats errors readably', async () => {
+    const down = () => Promise.reject(new ApiError({ message: 'HTTP 502 Bad Gateway', status: 502, method: 'GET', path: '/x' }));
+    renderApp('/', mockClient({ getStatus: down, getStats: down }));
+    const alerts = await screen.findAllByRole('alert');
+    expect(alerts.map((a) => a.querySelector('.state-title')?.textContent)).toEqual([
+      'Could not load the proxy status',
+      'Could not load request figures',
+    ]);
+    expect(alerts[0]).toHaveTextContent('HTTP 502 Bad Gateway');
+    expect(within(alerts[0]!).getByRole('button', { name: 'Retry' })).toBeInTheDocument();
+  });
+});

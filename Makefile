@@ -14,9 +14,10 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 CARGO ?= cargo
 DEBUG_BIN := target/debug/sagemaker-mlflow-proxy
-RELEASE_BIN := target/release/sagemaker-mlflow-proxy
-MUSL_TARGET := x86_64-unknown-linux-musl
-MUSL_BIN := target/$(MUSL_TARGET)/release/sagemaker-mlflow-proxy
+# The release binary is linked statically (glibc, +crt-static), so the same file runs on any Linux and
+# inside the `FROM scratch` image. (The musl target cannot be installed here: rustup cannot download it.)
+RELEASE_TARGET := x86_64-unknown-linux-gnu
+RELEASE_BIN := target/$(RELEASE_TARGET)/release/sagemaker-mlflow-proxy
 DEMO_PORT ?= 8080
 # Where browser screenshots and other test artifacts go.
 ARTIFACTS ?= test-artifacts
@@ -36,7 +37,7 @@ system-deps: .stamps/system-deps
 .stamps/system-deps:
 	@mkdir -p .stamps
 	@missing=""; \
-	for pkg in chromium buildah musl-tools; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for pkg in chromium buildah; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -68,13 +69,8 @@ build: frontend
 
 .PHONY: release
 release: frontend
-	$(CARGO) build --locked --release
-
-# The static binary the container image ships.
-.PHONY: musl
-musl: frontend system-deps
-	rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
-	$(CARGO) build --locked --release --target $(MUSL_TARGET)
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --release --target $(RELEASE_TARGET)
+	@ls -l $(RELEASE_BIN)
 
 # ---------------------------------------------------------------------------------------------
 # Tests
@@ -101,8 +97,8 @@ test-browser: build venv system-deps
 	PROXY_BIN=$(DEBUG_BIN) ARTIFACTS=$(ARTIFACTS) $(VENV)/bin/pytest -q tests/browser
 
 .PHONY: test-container
-test-container: musl venv
-	PROXY_BIN=$(MUSL_BIN) bash tests/container/check.sh
+test-container: release venv system-deps
+	PROXY_BIN=$(RELEASE_BIN) bash tests/container/check.sh
 
 .PHONY: test
 test: lint test-rust test-frontend test-e2e test-browser test-container
@@ -117,7 +113,7 @@ demo: release venv
 
 .PHONY: bench
 bench: release venv
-	bash benches/run.sh
+	PROXY_BIN=$(RELEASE_BIN) bash benches/run.sh
 
 .PHONY: clean
 clean:

@@ -10,19 +10,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Buf;
-use futures_util::Stream;
+use bytes::{Buf, Bytes};
+use futures_util::future::Either;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;
 use warp::filters::path::FullPath;
 use warp::{Filter, Rejection};
 
+use crate::audit;
+use crate::auth::{Authenticator, Identity};
 use crate::aws::sagemaker::{self, ControlPlane};
 use crate::aws::Aws;
 use crate::browser;
 use crate::config::{Settings, UiAuth};
 use crate::error::{json_error, Error};
+use crate::limits::{Limits, Refusal};
 use crate::ops;
+use crate::policy::{self, Policy};
 use crate::proxy::{path::is_mlflow_api_path, Forwarder, Inbound, UpstreamAuth};
 use crate::stats::Stats;
 use crate::ui;
@@ -43,6 +48,9 @@ pub struct App {
     pub frame_policy: HeaderValue,
     /// Present in presigned-session UI mode.
     pub ui_session: Option<Arc<UiSession>>,
+    pub authenticator: Authenticator,
+    pub policy: Policy,
+    pub limits: Limits,
 }
 
 impl App {
@@ -53,11 +61,19 @@ impl App {
             None => None,
         };
         let stats = Arc::new(Stats::default());
-        let forwarder = Forwarder::new(
-            &settings,
-            aws.as_ref().map(|a| a.credentials.clone()),
-            stats.clone(),
-        );
+        let forwarder = Forwarder::new(&settings, stats.clone());
+        let authenticator =
+            Authenticator::new(&settings.auth, forwarder.client()).map_err(Error::Internal)?;
+        let policy = match &settings.policy_file {
+            Some(path) => Policy::load(path).map_err(Error::Internal)?,
+            None => Policy::allow_all(),
+        };
+        let policy = if settings.read_only {
+            policy.restricted_to_reads()
+        } else {
+            policy
+        };
+        let limits = Limits::new(settings.limits.clone());
         let frame_policy = browser::frame_ancestors_policy(&settings.frame_ancestors);
         let ui_session = match (&aws, &settings.upstream.signing, settings.ui_auth) {
             (Some(aws), Some(signing), Some(UiAuth::PresignedSession)) => {
@@ -93,6 +109,9 @@ impl App {
             identity_cache: Default::default(),
             frame_policy,
             ui_session,
+            authenticator,
+            policy,
+            limits,
         }))
     }
 
@@ -104,6 +123,9 @@ impl App {
         if let Some(ui_session) = &self.ui_session {
             tokio::spawn(ui_session.clone().run_renewer());
         }
+        if let Some(store) = self.authenticator.token_store() {
+            tokio::spawn(reload_tokens_on_sighup(store));
+        }
     }
 
     pub fn ui_session_status(&self) -> serde_json::Value {
@@ -112,21 +134,24 @@ impl App {
             None => json!({"state": "none", "expires_at": null}),
         }
     }
+}
 
-    /// How REST calls authenticate upstream.
-    fn api_auth(&self) -> UpstreamAuth<'_> {
-        if self.settings.upstream.signing.is_some() {
-            UpstreamAuth::Sign
-        } else {
-            UpstreamAuth::Unsigned
-        }
-    }
-
-    /// How UI requests authenticate upstream.
-    fn ui_auth(&self) -> UpstreamAuth<'_> {
-        match &self.ui_session {
-            Some(ui_session) => UpstreamAuth::Session(ui_session),
-            None => self.api_auth(),
+/// Re-reads the token file on every SIGHUP; a broken file keeps the tokens in force.
+async fn reload_tokens_on_sighup(store: Arc<crate::auth::tokens::TokenStore>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match store.reload() {
+                Ok(count) => tracing::info!(tokens = count, "token file reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "token file not reloaded; keeping the previous tokens")
+                }
+            }
         }
     }
 }
@@ -163,8 +188,13 @@ pub fn routes(
         .and(warp::path("proxy"))
         .and(warp::get())
         .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(with_app.clone())
-        .then(|path: FullPath, app: Arc<App>| async move {
+        .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
+            if let Err(response) = authenticate(&app, &headers, remote).await {
+                return response;
+            }
             match path.as_str() {
                 "/api/proxy/status" => ops::status(&app),
                 "/api/proxy/stats" => ops::stats(&app),
@@ -197,7 +227,7 @@ pub fn routes(
                     body,
                 };
                 let upstream_path = inbound.path.clone();
-                forward_from_browser_or_client(&app, inbound, &upstream_path, false).await
+                handle_mlflow(&app, inbound, &upstream_path, false).await
             },
         )
         .boxed();
@@ -233,18 +263,23 @@ pub fn routes(
                     remote,
                     body,
                 };
-                forward_from_browser_or_client(&app, inbound, &upstream_path, true).await
+                handle_mlflow(&app, inbound, &upstream_path, true).await
             },
         )
         .boxed();
 
     let dashboard = warp::get()
         .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(with_app)
-        .map(|path: FullPath, app: Arc<App>| {
+        .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
             let path = path.as_str();
             if path.starts_with("/api/") || path.starts_with("/ajax-api/") {
                 return Error::NotFound(format!("no route for {path}")).into_response();
+            }
+            if let Err(response) = authenticate(&app, &headers, remote).await {
+                return response;
             }
             crate::dashboard::serve(path, &app.frame_policy)
         })
@@ -269,9 +304,13 @@ pub fn routes(
         .unify()
 }
 
-/// Applies the browser policy (CORS, cross-origin refusal), forwards, and for the UI rewrites framing
-/// and redirects.
-async fn forward_from_browser_or_client<S, B>(
+/// Largest body read ahead of forwarding for classification (GraphQL) and audit details.
+const MAX_INSPECTED_BODY: u64 = 1 << 20;
+
+/// The gate every MLflow request passes, in order: header limits, CORS and cross-origin refusal,
+/// authentication, rate and concurrency limits, permission by operation class; then forwarding (with the
+/// caller's own AWS session when per-user sessions are on), the audit event, and the UI's header rewrite.
+async fn handle_mlflow<S, B>(
     app: &App,
     inbound: Inbound<S>,
     upstream_path: &str,
@@ -281,6 +320,9 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    if let Err(refusal) = app.limits.check_headers(&inbound.headers) {
+        return refusal_response(refusal);
+    }
     let allowed = &app.settings.cors_allowed_origins;
     let origin = browser::classify_origin(&inbound.headers, allowed);
     if let Some(response) = browser::preflight(&inbound.method, &inbound.headers, &origin) {
@@ -294,8 +336,105 @@ where
         browser::Origin::Allowed(v) => Some(v.clone()),
         _ => None,
     };
-    let auth = if is_ui { app.ui_auth() } else { app.api_auth() };
-    let mut response = app.forwarder.forward(inbound, upstream_path, auth).await;
+    let identity = match authenticate(app, &inbound.headers, inbound.remote).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    if let Err(refusal) = app.limits.check_rate(&identity.name) {
+        return refusal_response(refusal);
+    }
+    let _permit = match app.limits.admit() {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal_response(refusal),
+    };
+
+    // GraphQL (to tell queries from mutations) and small bodies of mutating calls (for the audit
+    // event) are read ahead; everything else streams straight into the forwarder.
+    let is_graphql = upstream_path.trim_end_matches('/') == "/graphql";
+    let query = inbound.query.clone().unwrap_or_default();
+    let provisional = policy::classify(&inbound.method, upstream_path, Some(query.as_bytes()));
+    let declared_len = inbound
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let read_ahead = (is_graphql && inbound.method == Method::POST)
+        || (audit::is_audited(provisional)
+            && declared_len.is_some_and(|l| l > 0 && l <= MAX_INSPECTED_BODY));
+    let (inbound, body_bytes) = if read_ahead {
+        match read_small_body(inbound).await {
+            Ok(pair) => pair,
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        let to_bytes: ChunkToBytes<B> = chunk_to_bytes::<B>;
+        (
+            inbound.map_body(|body| Either::Left(body.map(to_bytes))),
+            None,
+        )
+    };
+    let class = if is_graphql {
+        let text = body_bytes.clone().unwrap_or_else(|| {
+            crate::proxy::path::percent_decode_strict(&query.replace('+', " "))
+                .unwrap_or_default()
+                .into()
+        });
+        policy::classify(&inbound.method, upstream_path, Some(&text))
+    } else {
+        provisional
+    };
+    if let Err(denial) = app.policy.check(&identity, class) {
+        tracing::info!(target: "audit", who = %identity.name, path = %inbound.path, method = %inbound.method, reason = %denial, "denied");
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            &format!("{denial} (identity {:?})", identity.name),
+        );
+    }
+
+    let user_credentials = match (&app.aws, app.aws.as_ref().and_then(|a| a.per_user.as_ref())) {
+        (Some(_), Some(per_user)) => Some(per_user.for_caller(&identity.name)),
+        _ => None,
+    };
+    let credentials = user_credentials
+        .as_ref()
+        .or(app.aws.as_ref().map(|a| &a.credentials));
+    let upstream_auth = match (is_ui, &app.ui_session, credentials) {
+        (true, Some(session), _) => UpstreamAuth::Session(session),
+        (_, _, Some(cache)) => UpstreamAuth::Sign(cache),
+        _ => UpstreamAuth::Unsigned,
+    };
+    let audited = audit::is_audited(class);
+    let (method, path, remote) = (inbound.method.clone(), inbound.path.clone(), inbound.remote);
+    let subjects = if audited {
+        audit::subjects(&query, body_bytes.as_deref())
+    } else {
+        String::new()
+    };
+
+    let mut response = app
+        .forwarder
+        .forward(inbound, upstream_path, upstream_auth)
+        .await;
+
+    if audited {
+        let request_id = response
+            .headers()
+            .get(crate::proxy::headers::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        audit::emit(&audit::AuditEvent {
+            identity: &identity,
+            remote,
+            method: &method,
+            path: &path,
+            class,
+            subjects: &subjects,
+            status: response.status().as_u16(),
+            request_id: &request_id,
+        });
+    }
     if let Some(value) = origin_value {
         browser::add_cors_headers(&mut response, &browser::Origin::Allowed(&value));
     }
@@ -307,6 +446,104 @@ where
         );
     }
     response
+}
+
+type ReadAheadStream = futures_util::stream::Once<std::future::Ready<Result<Bytes, warp::Error>>>;
+
+type ChunkToBytes<B> = fn(Result<B, warp::Error>) -> Result<Bytes, warp::Error>;
+
+/// One body chunk as `Bytes` (warp's chunks are `Bytes` already, so this does not copy).
+fn chunk_to_bytes<B: Buf>(chunk: Result<B, warp::Error>) -> Result<Bytes, warp::Error> {
+    chunk.map(|mut b| b.copy_to_bytes(b.remaining()))
+}
+
+/// Reads a body of at most [`MAX_INSPECTED_BODY`] bytes and hands it on as a one-chunk stream.
+async fn read_small_body<S, B>(
+    inbound: Inbound<S>,
+) -> Result<
+    (
+        Inbound<Either<futures_util::stream::Map<S, ChunkToBytes<B>>, ReadAheadStream>>,
+        Option<Bytes>,
+    ),
+    Error,
+>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let (inbound, stream) = inbound.take_body();
+    let mut collected = bytes::BytesMut::new();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk
+            .map_err(|e| Error::BadRequest(format!("reading the request body failed: {e}")))?;
+        if collected.len() as u64 + chunk.remaining() as u64 > MAX_INSPECTED_BODY {
+            return Err(Error::PayloadTooLarge {
+                limit: MAX_INSPECTED_BODY,
+            });
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            collected.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    let bytes = collected.freeze();
+    let replay: ReadAheadStream = futures_util::stream::once(std::future::ready(Ok(bytes.clone())));
+    Ok((inbound.with_body(Either::Right(replay)), Some(bytes)))
+}
+
+/// Authenticates for any route but the open ones, answering 401 in MLflow's shape on failure.
+async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    remote: Option<SocketAddr>,
+) -> Result<Identity, warp::reply::Response> {
+    app.authenticator.authenticate(headers, remote).await.map_err(|e| {
+        tracing::info!(target: "audit", remote = remote.map(|r| r.ip().to_string()), reason = %e, "authentication failed");
+        let mut response = json_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string());
+        if app.authenticator.uses_bearer_tokens() {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mlflow\""),
+            );
+        }
+        response
+    })
+}
+
+fn refusal_response(refusal: Refusal) -> warp::reply::Response {
+    match refusal {
+        Refusal::RateLimited { retry_after_secs } => {
+            let mut response = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "REQUEST_LIMIT_EXCEEDED",
+                &format!("rate limit exceeded (--rate-limit); retry in {retry_after_secs}s"),
+            );
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs),
+            );
+            response
+        }
+        Refusal::Busy => {
+            let mut response = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "REQUEST_LIMIT_EXCEEDED",
+                "too many requests in flight (--max-concurrent-requests); retry shortly",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(1u32));
+            response
+        }
+        Refusal::HeadersTooLarge(message) => json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "BAD_REQUEST",
+            &message,
+        ),
+    }
 }
 
 fn redirect(location: &'static str) -> warp::reply::Response {

@@ -41,6 +41,12 @@ pub enum Signing {
 pub enum AuthMode {
     /// No inbound authentication: anyone who reaches the listener uses the proxy's AWS identity.
     None,
+    /// The `x-amzn-oidc-data` JWT an ALB adds after an OIDC login (ES256, signer = --alb-arn).
+    AlbOidc,
+    /// `Authorization: Bearer` tokens (MLFLOW_TRACKING_TOKEN) checked against --token-file.
+    Token,
+    /// An identity header set by an auth proxy in front, accepted only from --trusted-header-sources.
+    TrustedHeader,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -105,9 +111,101 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_ASSUME_ROLE_DURATION", default_value = "1h", value_parser = parse_duration)]
     pub assume_role_duration: Duration,
 
-    /// Inbound authentication mode.
-    #[arg(long, env = "MLFLOW_PROXY_AUTH", value_enum, default_value_t = AuthMode::None)]
-    pub auth: AuthMode,
+    /// Inbound authentication modes, comma-separated (e.g. `alb-oidc,token`).
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_AUTH",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "none"
+    )]
+    pub auth: Vec<AuthMode>,
+
+    /// The ALB's ARN: ALB OIDC tokens must name it as their signer.
+    #[arg(long, env = "MLFLOW_PROXY_ALB_ARN")]
+    pub alb_arn: Option<String>,
+
+    /// Where the ALB's public keys are fetched, `{kid}` replaced by the key id (default: the regional ELB
+    /// key endpoint for --alb-arn's region).
+    #[arg(long, env = "MLFLOW_PROXY_ALB_KEY_URL")]
+    pub alb_key_url: Option<String>,
+
+    /// The OIDC claim that names the user.
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_OIDC_IDENTITY_CLAIM",
+        default_value = "email"
+    )]
+    pub oidc_identity_claim: String,
+
+    /// The OIDC claim that lists the user's groups.
+    #[arg(long, env = "MLFLOW_PROXY_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// File of bearer tokens: one `NAME SHA256HEX [GROUP,GROUP]` per line; reloaded on SIGHUP.
+    #[arg(long, env = "MLFLOW_PROXY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Header carrying the user name in trusted-header mode.
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_TRUSTED_HEADER_USER",
+        default_value = "x-forwarded-email"
+    )]
+    pub trusted_header_user: String,
+
+    /// Header carrying comma-separated groups in trusted-header mode.
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_TRUSTED_HEADER_GROUPS",
+        default_value = "x-forwarded-groups"
+    )]
+    pub trusted_header_groups: String,
+
+    /// Comma-separated CIDRs of the auth proxy allowed to set the trusted headers.
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_TRUSTED_HEADER_SOURCES",
+        value_delimiter = ','
+    )]
+    pub trusted_header_sources: Vec<String>,
+
+    /// Permissions file (TOML): which identities and groups may read, write, delete or administer.
+    #[arg(long, env = "MLFLOW_PROXY_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// Allow only read operations, for everyone (a shortcut for a policy granting `read`).
+    #[arg(long, env = "MLFLOW_PROXY_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub read_only: bool,
+
+    /// Assume --assume-role-arn once per caller (RoleSessionName and SourceIdentity = the caller), so
+    /// CloudTrail shows who did what.
+    #[arg(long, env = "MLFLOW_PROXY_PER_USER_SESSIONS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub per_user_sessions: bool,
+
+    /// Requests per second allowed per identity (token bucket; 0 = unlimited).
+    #[arg(long, env = "MLFLOW_PROXY_RATE_LIMIT", default_value_t = 0.0)]
+    pub rate_limit: f64,
+
+    /// Burst size of the per-identity token bucket.
+    #[arg(long, env = "MLFLOW_PROXY_RATE_LIMIT_BURST", default_value_t = 50)]
+    pub rate_limit_burst: u32,
+
+    /// Requests handled at once, over all callers (429 beyond it; 0 = unlimited).
+    #[arg(
+        long,
+        env = "MLFLOW_PROXY_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Most request headers accepted (431 beyond it).
+    #[arg(long, env = "MLFLOW_PROXY_MAX_HEADER_COUNT", default_value_t = 100)]
+    pub max_header_count: usize,
+
+    /// Largest total size of request headers accepted (431 beyond it).
+    #[arg(long, env = "MLFLOW_PROXY_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_bytes: u64,
 
     /// How the MLflow UI under /mlflow/ authenticates upstream (default: sigv4 for apps,
     /// presigned-session for tracking servers; ignored with --signing none).
@@ -174,7 +272,11 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub upstream: Upstream,
     pub assume_role: Option<AssumeRoleSettings>,
-    pub auth: AuthMode,
+    pub auth: AuthSettings,
+    pub policy_file: Option<PathBuf>,
+    pub read_only: bool,
+    pub per_user_sessions: bool,
+    pub limits: LimitSettings,
     /// `None` with --signing none (the UI is forwarded unsigned).
     pub ui_auth: Option<UiAuth>,
     pub ui_session_duration: Duration,
@@ -192,6 +294,30 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     pub log_format: LogFormat,
     pub log_level: String,
+}
+
+/// Inbound authentication settings.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub modes: Vec<AuthMode>,
+    pub alb_arn: Option<String>,
+    pub alb_key_url: String,
+    pub oidc_identity_claim: String,
+    pub oidc_groups_claim: String,
+    pub token_file: Option<PathBuf>,
+    pub trusted_header_user: http::HeaderName,
+    pub trusted_header_groups: http::HeaderName,
+    pub trusted_header_sources: Vec<Cidr>,
+}
+
+/// Limits on what one request or one caller may use.
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    pub rate_limit: f64,
+    pub rate_limit_burst: u32,
+    pub max_concurrent_requests: usize,
+    pub max_header_count: usize,
+    pub max_header_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -334,6 +460,30 @@ impl Args {
                 crate::target::ArnKind::TrackingServer => UiAuth::PresignedSession,
             }),
         };
+        let auth = self.auth_settings()?;
+        if let Some(path) = &self.policy {
+            if !path.is_file() {
+                return Err(setting_error(
+                    "--policy",
+                    "MLFLOW_PROXY_POLICY",
+                    format!("{} is not a file", path.display()),
+                ));
+            }
+        }
+        if !(self.rate_limit >= 0.0 && self.rate_limit.is_finite()) {
+            return Err(setting_error(
+                "--rate-limit",
+                "MLFLOW_PROXY_RATE_LIMIT",
+                "must be zero or more",
+            ));
+        }
+        if self.per_user_sessions && assume_role.is_none() {
+            return Err(setting_error(
+                "--per-user-sessions",
+                "MLFLOW_PROXY_PER_USER_SESSIONS",
+                "needs --assume-role-arn (the role assumed per caller)",
+            ));
+        }
         let ui_session_secs = self.ui_session_duration.as_secs();
         if ui_auth == Some(UiAuth::PresignedSession) && !(1800..=43_200).contains(&ui_session_secs)
         {
@@ -423,7 +573,17 @@ impl Args {
             listen: self.listen,
             upstream,
             assume_role,
-            auth: self.auth,
+            auth,
+            policy_file: self.policy.clone(),
+            read_only: self.read_only,
+            per_user_sessions: self.per_user_sessions,
+            limits: LimitSettings {
+                rate_limit: self.rate_limit,
+                rate_limit_burst: self.rate_limit_burst.max(1),
+                max_concurrent_requests: self.max_concurrent_requests,
+                max_header_count: self.max_header_count,
+                max_header_bytes: self.max_header_bytes,
+            },
             ui_auth,
             ui_session_duration: self.ui_session_duration,
             sagemaker_endpoint: plugin_env.sagemaker_endpoint.clone(),
@@ -439,6 +599,101 @@ impl Args {
             trusted_proxies,
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+        })
+    }
+}
+
+impl Args {
+    fn auth_settings(&self) -> Result<AuthSettings, SettingsError> {
+        let modes = if self.auth.is_empty() {
+            vec![AuthMode::None]
+        } else {
+            self.auth.clone()
+        };
+        let err = |flag, env, message: &str| Err(setting_error(flag, env, message));
+        if modes.contains(&AuthMode::AlbOidc) && self.alb_arn.is_none() {
+            return err(
+                "--alb-arn",
+                "MLFLOW_PROXY_ALB_ARN",
+                "required with --auth alb-oidc",
+            );
+        }
+        if modes.contains(&AuthMode::Token) && self.token_file.is_none() {
+            return err(
+                "--token-file",
+                "MLFLOW_PROXY_TOKEN_FILE",
+                "required with --auth token",
+            );
+        }
+        if let Some(path) = &self.token_file {
+            if let Err(e) = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| crate::auth::tokens::parse_token_file(&t).map(|_| ()))
+            {
+                return Err(setting_error(
+                    "--token-file",
+                    "MLFLOW_PROXY_TOKEN_FILE",
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        }
+        let trusted_header_sources = self
+            .trusted_header_sources
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                setting_error(
+                    "--trusted-header-sources",
+                    "MLFLOW_PROXY_TRUSTED_HEADER_SOURCES",
+                    e,
+                )
+            })?;
+        if modes.contains(&AuthMode::TrustedHeader) && trusted_header_sources.is_empty() {
+            return err(
+                "--trusted-header-sources",
+                "MLFLOW_PROXY_TRUSTED_HEADER_SOURCES",
+                "required with --auth trusted-header",
+            );
+        }
+        let header_name = |value: &str, flag, env| {
+            http::HeaderName::from_bytes(value.trim().as_bytes())
+                .map_err(|_| setting_error(flag, env, format!("{value:?} is not a header name")))
+        };
+        let alb_region = self
+            .alb_arn
+            .as_deref()
+            .and_then(|arn| arn.split(':').nth(3))
+            .unwrap_or("us-east-1");
+        let alb_key_url = self.alb_key_url.clone().unwrap_or_else(|| {
+            format!("https://public-keys.auth.elb.{alb_region}.amazonaws.com/{{kid}}")
+        });
+        if !alb_key_url.contains("{kid}") {
+            return err(
+                "--alb-key-url",
+                "MLFLOW_PROXY_ALB_KEY_URL",
+                "must contain {kid}",
+            );
+        }
+        Ok(AuthSettings {
+            modes,
+            alb_arn: self.alb_arn.clone(),
+            alb_key_url,
+            oidc_identity_claim: self.oidc_identity_claim.clone(),
+            oidc_groups_claim: self.oidc_groups_claim.clone(),
+            token_file: self.token_file.clone(),
+            trusted_header_user: header_name(
+                &self.trusted_header_user,
+                "--trusted-header-user",
+                "MLFLOW_PROXY_TRUSTED_HEADER_USER",
+            )?,
+            trusted_header_groups: header_name(
+                &self.trusted_header_groups,
+                "--trusted-header-groups",
+                "MLFLOW_PROXY_TRUSTED_HEADER_GROUPS",
+            )?,
+            trusted_header_sources,
         })
     }
 }

@@ -3,12 +3,16 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod aws;
 pub mod browser;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod limits;
 pub mod ops;
+pub mod policy;
 pub mod proxy;
 pub mod stats;
 pub mod target;

@@ -41,7 +41,7 @@ async fn run(settings: config::Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if matches!(settings.auth, config::AuthMode::None) && !listen.ip().is_loopback() {
+    if settings.auth.modes.contains(&config::AuthMode::None) && !listen.ip().is_loopback() {
         tracing::warn!(%listen, "inbound authentication is off (--auth none) and the proxy listens beyond loopback: anyone who reaches it acts with its AWS identity");
     }
     let app = match app::App::new(settings).await {

@@ -30,18 +30,57 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 pub enum CredentialSource {
     /// The AWS SDK default chain (env, profile/SSO, web identity, ECS, IMDSv2).
     DefaultChain(SharedCredentialsProvider),
-    /// STS AssumeRole, called with the default chain's credentials.
+    /// STS AssumeRole, called with the default chain's credentials; `caller` makes it a per-user
+    /// session (its name becomes RoleSessionName and SourceIdentity, and a session tag).
     AssumeRole {
         sts: aws_sdk_sts::Client,
         settings: AssumeRoleSettings,
+        caller: Option<String>,
     },
+}
+
+/// Maps a caller's name into STS's alphabet for RoleSessionName and SourceIdentity
+/// (`[A-Za-z0-9_+=,.@-]`, 2 to 64 characters, not starting with `aws:`).
+pub fn sts_safe_name(name: &str) -> String {
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while safe.len() < 2 {
+        safe.push('-');
+    }
+    safe
+}
+
+/// Maps a caller's name into STS's alphabet for tag values (at most 256 characters).
+fn sts_tag_value(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(256)
+        .collect()
 }
 
 impl CredentialSource {
     pub fn name(&self) -> &'static str {
         match self {
             CredentialSource::DefaultChain(_) => "default-chain",
-            CredentialSource::AssumeRole { .. } => "assume-role",
+            CredentialSource::AssumeRole { caller: None, .. } => "assume-role",
+            CredentialSource::AssumeRole {
+                caller: Some(_), ..
+            } => "assume-role-per-user",
         }
     }
 
@@ -51,12 +90,29 @@ impl CredentialSource {
                 .provide_credentials()
                 .await
                 .map_err(|e| DisplayErrorContext(e).to_string()),
-            CredentialSource::AssumeRole { sts, settings } => {
-                let output = sts
+            CredentialSource::AssumeRole {
+                sts,
+                settings,
+                caller,
+            } => {
+                let mut call = sts
                     .assume_role()
                     .role_arn(&settings.role_arn)
-                    .role_session_name(&settings.session_name)
-                    .set_external_id(settings.external_id.clone())
+                    .set_external_id(settings.external_id.clone());
+                call = match caller {
+                    Some(caller) => {
+                        let safe = sts_safe_name(caller);
+                        call.role_session_name(&safe).source_identity(&safe).tags(
+                            aws_sdk_sts::types::Tag::builder()
+                                .key("mlflow-proxy-user")
+                                .value(sts_tag_value(caller))
+                                .build()
+                                .map_err(|e| format!("session tag: {e}"))?,
+                        )
+                    }
+                    None => call.role_session_name(&settings.session_name),
+                };
+                let output = call
                     .duration_seconds(i32::try_from(settings.duration.as_secs()).unwrap_or(3600))
                     .send()
                     .await
@@ -427,6 +483,15 @@ mod tests {
         let status = cache.status();
         assert!(!status.usable);
         assert!(status.last_error.unwrap().contains("nothing configured"));
+    }
+
+    #[test]
+    fn sts_names() {
+        assert_eq!(sts_safe_name("alice@example.com"), "alice@example.com");
+        assert_eq!(sts_safe_name("Jöhn Doe/admin"), "J-hn-Doe-admin");
+        assert_eq!(sts_safe_name("x"), "x-");
+        assert_eq!(sts_safe_name(&"a".repeat(100)).len(), 64);
+        assert_eq!(sts_tag_value("Jöhn <x>"), "Jöhn -x-");
     }
 
     #[tokio::test]

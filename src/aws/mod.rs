@@ -18,7 +18,66 @@ use credentials::{CacheAsProvider, CredentialCache, CredentialSource};
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub credentials: Arc<CredentialCache>,
+    /// With `--per-user-sessions`: a credential cache per caller.
+    pub per_user: Option<Arc<PerUserCredentials>>,
     sdk_config: aws_config::SdkConfig,
+}
+
+/// Credential caches per caller, each assuming the role with the caller's name (bounded: the least
+/// recently created entries go first).
+#[derive(Debug)]
+pub struct PerUserCredentials {
+    sts: aws_sdk_sts::Client,
+    role: crate::config::AssumeRoleSettings,
+    caches: std::sync::Mutex<std::collections::HashMap<String, (u64, Arc<CredentialCache>)>>,
+    created: std::sync::atomic::AtomicU64,
+}
+
+/// Per-user credential caches kept at most.
+const MAX_PER_USER: usize = 1000;
+
+impl PerUserCredentials {
+    fn new(sts: aws_sdk_sts::Client, role: crate::config::AssumeRoleSettings) -> Arc<Self> {
+        Arc::new(PerUserCredentials {
+            sts,
+            role,
+            caches: Default::default(),
+            created: Default::default(),
+        })
+    }
+
+    /// The credential cache for `caller`, created on first use.
+    pub fn for_caller(&self, caller: &str) -> Arc<CredentialCache> {
+        let Ok(mut caches) = self.caches.lock() else {
+            return CredentialCache::new(self.source(caller));
+        };
+        if let Some((_, cache)) = caches.get(caller) {
+            return cache.clone();
+        }
+        if caches.len() >= MAX_PER_USER {
+            if let Some(oldest) = caches
+                .iter()
+                .min_by_key(|(_, (n, _))| *n)
+                .map(|(k, _)| k.clone())
+            {
+                caches.remove(&oldest);
+            }
+        }
+        let n = self
+            .created
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cache = CredentialCache::new(self.source(caller));
+        caches.insert(caller.to_string(), (n, cache.clone()));
+        cache
+    }
+
+    fn source(&self, caller: &str) -> CredentialSource {
+        CredentialSource::AssumeRole {
+            sts: self.sts.clone(),
+            settings: self.role.clone(),
+            caller: Some(caller.to_string()),
+        }
+    }
 }
 
 /// The caller identity as STS reports it.
@@ -49,11 +108,20 @@ impl Aws {
             Some(role) => CredentialSource::AssumeRole {
                 sts: aws_sdk_sts::Client::new(&sdk_config),
                 settings: role.clone(),
+                caller: None,
             },
             None => CredentialSource::DefaultChain(base),
         };
+        let per_user = match (&settings.assume_role, settings.per_user_sessions) {
+            (Some(role), true) => Some(PerUserCredentials::new(
+                aws_sdk_sts::Client::new(&sdk_config),
+                role.clone(),
+            )),
+            _ => None,
+        };
         Ok(Aws {
             credentials: CredentialCache::new(source),
+            per_user,
             sdk_config,
         })
     }

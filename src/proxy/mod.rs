@@ -41,8 +41,8 @@ const MAX_ERROR_BODY_INSPECTED: u64 = 64 * 1024;
 /// How a forwarded request authenticates to the upstream.
 #[derive(Clone, Copy)]
 pub enum UpstreamAuth<'a> {
-    /// SigV4 with the proxy's credentials (REST calls; the UI in `sigv4` mode).
-    Sign,
+    /// SigV4 with these credentials (REST calls; the UI in `sigv4` mode).
+    Sign(&'a Arc<CredentialCache>),
     /// The server-side UI session's cookie (the UI in `presigned-session` mode).
     Session(&'a UiSession),
     /// Nothing (a self-hosted MLflow).
@@ -59,10 +59,61 @@ pub struct Inbound<S> {
     pub body: S,
 }
 
+impl<S> Inbound<S> {
+    /// The same request with its body stream transformed.
+    pub fn map_body<T>(self, f: impl FnOnce(S) -> T) -> Inbound<T> {
+        let (inbound, body) = self.take_body();
+        inbound.with_body(f(body))
+    }
+
+    /// Splits off the body stream.
+    pub fn take_body(self) -> (Inbound<()>, S) {
+        let Inbound {
+            method,
+            path,
+            query,
+            headers,
+            remote,
+            body,
+        } = self;
+        (
+            Inbound {
+                method,
+                path,
+                query,
+                headers,
+                remote,
+                body: (),
+            },
+            body,
+        )
+    }
+}
+
+impl Inbound<()> {
+    pub fn with_body<S>(self, body: S) -> Inbound<S> {
+        let Inbound {
+            method,
+            path,
+            query,
+            headers,
+            remote,
+            ..
+        } = self;
+        Inbound {
+            method,
+            path,
+            query,
+            headers,
+            remote,
+            body,
+        }
+    }
+}
+
 pub struct Forwarder {
     upstream: Upstream,
     client: UpstreamClient,
-    credentials: Option<Arc<CredentialCache>>,
     connect_timeout: Duration,
     request_timeout: Duration,
     idle_timeout: Duration,
@@ -74,15 +125,10 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(
-        settings: &Settings,
-        credentials: Option<Arc<CredentialCache>>,
-        stats: Arc<Stats>,
-    ) -> Self {
+    pub fn new(settings: &Settings, stats: Arc<Stats>) -> Self {
         Forwarder {
             upstream: settings.upstream.clone(),
             client: client::build(settings.connect_timeout, settings.idle_timeout),
-            credentials,
             connect_timeout: settings.connect_timeout,
             request_timeout: settings.request_timeout,
             idle_timeout: settings.idle_timeout,
@@ -218,7 +264,7 @@ impl Forwarder {
                     )?;
                     (uri, None, Some(session))
                 }
-                UpstreamAuth::Sign | UpstreamAuth::Unsigned => {
+                UpstreamAuth::Sign(_) | UpstreamAuth::Unsigned => {
                     let uri = Self::uri_and_host(
                         &self.upstream,
                         upstream_path,
@@ -226,16 +272,17 @@ impl Forwarder {
                         &mut request_headers,
                     )?;
                     let used = match auth {
-                        UpstreamAuth::Sign => {
+                        UpstreamAuth::Sign(cache) => Some(
                             self.sign(
+                                cache,
                                 &inbound.method,
                                 &uri,
                                 &mut request_headers,
                                 &body,
                                 rejected_credentials.as_deref(),
                             )
-                            .await?
-                        }
+                            .await?,
+                        ),
                         _ => None,
                     };
                     (uri, used, None)
@@ -352,17 +399,20 @@ impl Forwarder {
         body::read_body(stream, declared, &limits).await
     }
 
-    /// Signs the request when signing is on; returns the credentials used.
+    /// Signs the request with credentials from `cache`; returns the credentials used.
     async fn sign(
         &self,
+        cache: &Arc<CredentialCache>,
         method: &Method,
         uri: &http::Uri,
         headers: &mut HeaderMap,
         body: &PreparedBody,
         rejected: Option<&CachedCredentials>,
-    ) -> Result<Option<Arc<CachedCredentials>>, Error> {
-        let (Some(signing), Some(cache)) = (&self.upstream.signing, &self.credentials) else {
-            return Ok(None);
+    ) -> Result<Arc<CachedCredentials>, Error> {
+        let Some(signing) = &self.upstream.signing else {
+            return Err(Error::Internal(
+                "signing requested without a signing target".into(),
+            ));
         };
         let cached = match rejected {
             Some(rejected) => cache.refresh_after_rejection(rejected).await?,
@@ -382,7 +432,7 @@ impl Forwarder {
             &scope,
             SystemTime::now(),
         )?;
-        Ok(Some(cached))
+        Ok(cached)
     }
 
     /// Tells an expired-token 403 from any other 403 (SageMaker names the error in the body and,

@@ -1,0 +1,247 @@
+//! What a caller may do, by MLflow operation class.
+//!
+//! ```toml
+//! # classes every authenticated identity gets
+//! default = ["read"]
+//!
+//! [[rule]]
+//! groups = ["ml-engineers"]
+//! allow = ["read", "write"]
+//!
+//! [[rule]]
+//! identities = ["ci-nightly", "alice@example.com"]
+//! allow = ["read", "write", "delete"]
+//! ```
+//!
+//! Without `--policy` and `--read-only` every class is allowed (and unknown routes pass, so new MLflow
+//! endpoints keep working); with either, unknown routes are denied.
+
+pub mod routes;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::auth::Identity;
+pub use routes::{classify, Class};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    default: Vec<Class>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    identities: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    allow: Vec<Class>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    identities: Vec<String>,
+    groups: Vec<String>,
+    allow: BTreeSet<Class>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// False only when no policy is configured at all.
+    enforced: bool,
+    default: BTreeSet<Class>,
+    rules: Vec<Rule>,
+}
+
+/// Why a request was denied, in words for the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denial {
+    UnknownRoute,
+    Missing(Class),
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::UnknownRoute => f.write_str(
+                "this MLflow route is not in the proxy's permission table, so it is denied",
+            ),
+            Denial::Missing(class) => write!(f, "missing permission: {}", class.name()),
+        }
+    }
+}
+
+impl Policy {
+    /// Everything allowed (no policy configured).
+    pub fn allow_all() -> Self {
+        Policy {
+            enforced: false,
+            default: BTreeSet::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    /// Only reads, for everyone.
+    pub fn read_only() -> Self {
+        Policy {
+            enforced: true,
+            default: [Class::Read].into(),
+            rules: Vec::new(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let rules = file
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if r.identities.is_empty() && r.groups.is_empty() {
+                    return Err(format!("rule {} names no identities and no groups", i + 1));
+                }
+                Ok(Rule {
+                    identities: r.identities,
+                    groups: r.groups,
+                    allow: r.allow.into_iter().collect(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Policy {
+            enforced: true,
+            default: file.default.into_iter().collect(),
+            rules,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Applies `--read-only` on top: whatever the file grants, only reads remain.
+    pub fn restricted_to_reads(mut self) -> Self {
+        self.enforced = true;
+        self.default.retain(|c| *c == Class::Read);
+        if self.rules.is_empty() && self.default.is_empty() {
+            self.default.insert(Class::Read);
+        }
+        for rule in &mut self.rules {
+            rule.allow.retain(|c| *c == Class::Read);
+        }
+        self
+    }
+
+    pub fn is_enforced(&self) -> bool {
+        self.enforced
+    }
+
+    /// The classes `identity` holds.
+    pub fn classes_for(&self, identity: &Identity) -> BTreeSet<Class> {
+        let mut classes = self.default.clone();
+        for rule in &self.rules {
+            let named = rule.identities.contains(&identity.name);
+            let in_group = rule.groups.iter().any(|g| identity.groups.contains(g));
+            if named || in_group {
+                classes.extend(rule.allow.iter().copied());
+            }
+        }
+        classes
+    }
+
+    /// Decides one request; `class` is `None` for a route the table does not know.
+    pub fn check(&self, identity: &Identity, class: Option<Class>) -> Result<(), Denial> {
+        if !self.enforced {
+            return Ok(());
+        }
+        let class = class.ok_or(Denial::UnknownRoute)?;
+        if self.classes_for(identity).contains(&class) {
+            Ok(())
+        } else {
+            Err(Denial::Missing(class))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(name: &str, groups: &[&str]) -> Identity {
+        Identity {
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            method: "token",
+        }
+    }
+
+    const FILE: &str = r#"
+default = ["read"]
+[[rule]]
+groups = ["ml-engineers"]
+allow = ["read", "write"]
+[[rule]]
+identities = ["ci-nightly"]
+allow = ["write", "delete"]
+"#;
+
+    #[test]
+    fn rules_grant_by_identity_and_group() {
+        let policy = Policy::parse(FILE).unwrap();
+        let reader = who("bob", &[]);
+        let engineer = who("alice", &["ml-engineers"]);
+        let ci = who("ci-nightly", &[]);
+        assert!(policy.check(&reader, Some(Class::Read)).is_ok());
+        assert_eq!(
+            policy.check(&reader, Some(Class::Write)),
+            Err(Denial::Missing(Class::Write))
+        );
+        assert!(policy.check(&engineer, Some(Class::Write)).is_ok());
+        assert_eq!(
+            policy.check(&engineer, Some(Class::Delete)),
+            Err(Denial::Missing(Class::Delete))
+        );
+        assert!(policy.check(&ci, Some(Class::Delete)).is_ok());
+        assert_eq!(
+            policy.check(&ci, Some(Class::Admin)),
+            Err(Denial::Missing(Class::Admin))
+        );
+        assert_eq!(policy.check(&ci, None), Err(Denial::UnknownRoute));
+    }
+
+    #[test]
+    fn no_policy_allows_everything_and_read_only_only_reads() {
+        let anyone = Identity::anonymous();
+        assert!(Policy::allow_all().check(&anyone, None).is_ok());
+        assert!(Policy::allow_all()
+            .check(&anyone, Some(Class::Admin))
+            .is_ok());
+        let ro = Policy::read_only();
+        assert!(ro.check(&anyone, Some(Class::Read)).is_ok());
+        assert_eq!(
+            ro.check(&anyone, Some(Class::Write)),
+            Err(Denial::Missing(Class::Write))
+        );
+        let restricted = Policy::parse(FILE).unwrap().restricted_to_reads();
+        assert_eq!(
+            restricted.check(&who("ci-nightly", &[]), Some(Class::Delete)),
+            Err(Denial::Missing(Class::Delete))
+        );
+    }
+
+    #[test]
+    fn bad_files_are_rejected() {
+        assert!(Policy::parse("default = [\"fly\"]").is_err());
+        assert!(Policy::parse("[[rule]]\nallow = [\"read\"]")
+            .unwrap_err()
+            .contains("names no identities"));
+        assert!(Policy::parse("defaults = []").is_err());
+    }
+}

@@ -180,6 +180,11 @@ pub fn routes(
 
     // Each route is boxed: it keeps the composed filter type (and compile times) small.
     let healthz = warp::path!("healthz").map(ops::healthz).boxed();
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(|app: Arc<App>| ops::metrics(&app))
+        .boxed();
     let readyz = warp::path!("readyz")
         .and(with_app.clone())
         .map(|app: Arc<App>| ops::readyz(&app))
@@ -219,6 +224,7 @@ pub fn routes(
         .then(
             |method, path: FullPath, query, headers, remote, body, app: Arc<App>| async move {
                 let inbound = Inbound {
+                    class: "unknown",
                     method,
                     path: path.as_str().to_string(),
                     query: Some(query),
@@ -256,6 +262,7 @@ pub fn routes(
                     return Error::NotFound(format!("no route for {full}")).into_response();
                 };
                 let inbound = Inbound {
+                    class: "unknown",
                     method,
                     path: full,
                     query: Some(query),
@@ -287,6 +294,8 @@ pub fn routes(
 
     healthz
         .or(readyz)
+        .unify()
+        .or(metrics)
         .unify()
         .or(proxy_api)
         .unify()
@@ -322,6 +331,10 @@ where
 {
     if let Err(refusal) = app.limits.check_headers(&inbound.headers) {
         return refusal_response(refusal);
+    }
+    // Ambiguous paths are refused before anything (classification included) looks at them.
+    if let Err(e) = crate::proxy::path::validate_path(upstream_path) {
+        return e.into_response();
     }
     let allowed = &app.settings.cors_allowed_origins;
     let origin = browser::classify_origin(&inbound.headers, allowed);
@@ -382,6 +395,12 @@ where
         policy::classify(&inbound.method, upstream_path, Some(&text))
     } else {
         provisional
+    };
+    let mut inbound = inbound;
+    inbound.class = if is_ui && class == Some(policy::Class::Read) {
+        "ui"
+    } else {
+        class.map(policy::Class::name).unwrap_or("unknown")
     };
     if let Err(denial) = app.policy.check(&identity, class) {
         tracing::info!(target: "audit", who = %identity.name, path = %inbound.path, method = %inbound.method, reason = %denial, "denied");

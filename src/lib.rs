@@ -11,6 +11,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod proxy;

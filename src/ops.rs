@@ -107,6 +107,20 @@ pub fn status(app: &App) -> warp::reply::Response {
     json_response(StatusCode::OK, &body)
 }
 
+pub fn metrics(app: &App) -> warp::reply::Response {
+    let gauges = crate::metrics::Gauges {
+        in_flight: app.stats.in_flight(),
+        credential_refreshes: app.aws.as_ref().map(|a| a.credentials.status().refreshes),
+        ui_session_renewals: app.ui_session.as_ref().map(|s| s.renewals()),
+    };
+    let mut response = warp::reply::Response::new(app.stats.metrics.render(&gauges).into());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
 pub fn stats(app: &App) -> warp::reply::Response {
     json_response(StatusCode::OK, &app.stats.snapshot())
 }

@@ -16,6 +16,8 @@ const GROWTH: f64 = 1.5;
 
 #[derive(Default)]
 pub struct Stats {
+    /// The Prometheus side of the same figures.
+    pub metrics: crate::metrics::Metrics,
     requests_total: AtomicU64,
     errors_total: AtomicU64,
     in_flight: AtomicI64,
@@ -97,9 +99,21 @@ impl Stats {
         InFlight(self)
     }
 
-    /// Records one finished request; 5xx answers count as errors.
-    pub fn record(&self, status: u16, latency: Duration) {
+    /// Records one finished request for the dashboard window and the Prometheus metrics; 5xx answers
+    /// count as errors.
+    pub fn record(
+        &self,
+        class: &'static str,
+        method: &http::Method,
+        status: u16,
+        latency: Duration,
+    ) {
+        self.metrics.record(class, method, status, latency);
         self.record_at(now_secs(), status, latency);
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     fn record_at(&self, t: u64, status: u16, latency: Duration) {

@@ -199,6 +199,10 @@ impl UiSession {
         }
     }
 
+    pub fn renewals(&self) -> u64 {
+        self.renewals.load(Ordering::Relaxed)
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let current = self.current.load_full();
         let state = match (&current, self.last_error.load().is_some()) {

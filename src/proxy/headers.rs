@@ -25,8 +25,12 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 /// Inbound headers that carry credentials or routing and must never be forwarded.
-const DROPPED_INBOUND: [&str; 11] = [
+const DROPPED_INBOUND: [&str; 14] = [
     "host",
+    // Method overrides: the method that was authorised is the method that is sent.
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
     // Browser context: the proxy checks Origin itself (see `browser`); upstream MLflow's own
     // cross-origin checks would otherwise refuse requests made from the proxy's origin.
     "origin",

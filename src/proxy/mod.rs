@@ -51,6 +51,8 @@ pub enum UpstreamAuth<'a> {
 
 /// A request as received, in the pieces warp extracts.
 pub struct Inbound<S> {
+    /// A label for metrics: the route class (`read`, `write`, ...).
+    pub class: &'static str,
     pub method: Method,
     pub path: String,
     pub query: Option<String>,
@@ -69,6 +71,7 @@ impl<S> Inbound<S> {
     /// Splits off the body stream.
     pub fn take_body(self) -> (Inbound<()>, S) {
         let Inbound {
+            class,
             method,
             path,
             query,
@@ -78,6 +81,7 @@ impl<S> Inbound<S> {
         } = self;
         (
             Inbound {
+                class,
                 method,
                 path,
                 query,
@@ -93,6 +97,7 @@ impl<S> Inbound<S> {
 impl Inbound<()> {
     pub fn with_body<S>(self, body: S) -> Inbound<S> {
         let Inbound {
+            class,
             method,
             path,
             query,
@@ -101,6 +106,7 @@ impl Inbound<()> {
             ..
         } = self;
         Inbound {
+            class,
             method,
             path,
             query,
@@ -162,6 +168,7 @@ impl Forwarder {
         let request_id = headers::request_id(&inbound.headers);
         let mut log = AccessLog {
             method: inbound.method.clone(),
+            class: inbound.class,
             path: inbound.path.clone(),
             status: 0,
             request_id: request_id.to_str().unwrap_or_default().to_string(),
@@ -186,6 +193,14 @@ impl Forwarder {
                 response
             }
             Err(error) => {
+                match &error {
+                    Error::UpstreamUnreachable(_) => {
+                        self.stats.metrics.upstream_error("unreachable")
+                    }
+                    Error::UpstreamTimeout(_) => self.stats.metrics.upstream_error("timeout"),
+                    Error::NoCredentials(_) => self.stats.metrics.upstream_error("no-credentials"),
+                    _ => {}
+                }
                 if matches!(error, Error::Internal(_)) {
                     tracing::error!(request_id = %log.request_id, error = %error, "request failed");
                 }

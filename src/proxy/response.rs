@@ -18,6 +18,8 @@ use crate::stats::Stats;
 /// What the access log says about one request; written once, when dropped.
 pub struct AccessLog {
     pub method: http::Method,
+    /// The route class (`read`, `write`, ..., `ui`, `unknown`) for metrics.
+    pub class: &'static str,
     pub path: String,
     pub status: u16,
     pub request_id: String,
@@ -34,7 +36,8 @@ pub struct AccessLog {
 impl Drop for AccessLog {
     fn drop(&mut self) {
         let latency = self.started.elapsed();
-        self.stats.record(self.status, latency);
+        self.stats
+            .record(self.class, &self.method, self.status, latency);
         tracing::info!(
             target: "access",
             method = %self.method,

@@ -25,6 +25,8 @@ pub type TestBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 pub struct Seen {
     pub requests: Mutex<Vec<SeenRequest>>,
     pub credential_fetches: AtomicU64,
+    /// The PEM served at `/alb-key/<kid>` for the kid `test-kid` (an ALB key endpoint stand-in).
+    pub alb_pem: Mutex<Option<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -108,6 +110,14 @@ async fn handle(
             r#"{{"AccessKeyId":"ASIATEST{n}","SecretAccessKey":"secret{n}","Token":"token{n}","Expiration":"{expiry}"}}"#
         );
         return Ok(full(200, "application/json", body));
+    }
+
+    if let Some(kid) = path.strip_prefix("/alb-key/") {
+        let pem = seen.alb_pem.lock().unwrap().clone();
+        return Ok(match pem {
+            Some(pem) if kid == "test-kid" => full(200, "text/plain", pem),
+            _ => full(404, "text/plain", "no such key"),
+        });
     }
 
     // Hash the body as it streams in, without keeping it.
@@ -428,6 +438,19 @@ impl Client {
                 body,
             }
         })
+    }
+
+    /// Sends raw bytes on a fresh connection and returns the response head and body as text.
+    pub fn raw(&self, addr: std::net::SocketAddr, request: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     pub fn get(&self, url: &str) -> Reply {

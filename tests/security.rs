@@ -1,0 +1,731 @@
+//! The attack table: attempts to get past authentication or permissions, each a row, each checked
+//! against the proxy binary with ALB OIDC + bearer tokens + a policy, and a test upstream that records
+//! what reached it (a refused attempt must reach nothing).
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use common::*;
+use sagemaker_mlflow_proxy::auth::alb::testing::TestSigner;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const ALB: &str = "arn:aws:elasticloadbalancing:us-west-2:111122223333:loadbalancer/app/mlflow/abc";
+const READER: &str = "reader-token-123";
+const WRITER: &str = "writer-token-456";
+
+struct Setup {
+    upstream: Upstream,
+    proxy: Proxy,
+    signer: TestSigner,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let upstream = start_upstream();
+    let signer = TestSigner::new();
+    *upstream.seen.alb_pem.lock().unwrap() = Some(signer.public_pem());
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    let hash = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+    std::fs::write(
+        &tokens,
+        format!("reader {} readers\nwriter {}\n", hash(READER), hash(WRITER)),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[rule]]
+groups = ["readers"]
+allow = ["read"]
+[[rule]]
+identities = ["writer", "alice@example.com"]
+allow = ["read", "write"]
+"#,
+    )
+    .unwrap();
+    let key_url = format!("{}/alb-key/{{kid}}", upstream.url());
+    let proxy = start_proxy(
+        &[
+            "--signing",
+            "none",
+            "--upstream-url",
+            &upstream.url(),
+            "--auth",
+            "alb-oidc,token",
+            "--alb-arn",
+            ALB,
+            "--alb-key-url",
+            &key_url,
+            "--token-file",
+            tokens.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[],
+    );
+    Setup {
+        upstream,
+        proxy,
+        signer,
+        _dir: dir,
+    }
+}
+
+fn future() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600
+}
+
+fn alb_header(alg: &str, kid: &str, signer: &str, exp: u64) -> Value {
+    json!({"alg": alg, "kid": kid, "signer": signer, "exp": exp, "iss": "https://idp.example.com", "client": "c", "typ": "JWT"})
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// One attempt: method, path, headers, body, the status expected, and whether it may reach the upstream.
+struct Attempt {
+    name: &'static str,
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    status: u16,
+    reaches_upstream: bool,
+}
+
+fn attempt(
+    name: &'static str,
+    method: &'static str,
+    path: &str,
+    headers: Vec<(&'static str, String)>,
+    status: u16,
+) -> Attempt {
+    Attempt {
+        name,
+        method,
+        path: path.to_string(),
+        headers,
+        body: String::new(),
+        status,
+        reaches_upstream: false,
+    }
+}
+
+#[test]
+fn attack_table() {
+    let s = setup();
+    let client = Client::new();
+    let reader = vec![("authorization", bearer(READER))];
+    let writer = vec![("authorization", bearer(WRITER))];
+    let alice = |token: String| vec![("x-amzn-oidc-data", token)];
+    let claims = json!({"sub": "u-1", "email": "alice@example.com", "groups": ["readers"]});
+    let valid_alb = s
+        .signer
+        .sign(&alb_header("ES256", "test-kid", ALB, future()), &claims);
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let alg_none = format!(
+        "{}.{}.",
+        engine.encode(serde_json::to_vec(&alb_header("none", "test-kid", ALB, future())).unwrap()),
+        engine.encode(serde_json::to_vec(&claims).unwrap())
+    );
+    let hs256 = {
+        // HS256 "signed" with the ALB's public key as the HMAC secret (the classic key-confusion forgery).
+        let h = engine
+            .encode(serde_json::to_vec(&alb_header("HS256", "test-kid", ALB, future())).unwrap());
+        let p = engine.encode(serde_json::to_vec(&claims).unwrap());
+        let key = aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            s.signer.public_pem().as_bytes(),
+        );
+        let tag = aws_lc_rs::hmac::sign(&key, format!("{h}.{p}").as_bytes());
+        format!("{h}.{p}.{}", engine.encode(tag.as_ref()))
+    };
+    let wrong_kid = s
+        .signer
+        .sign(&alb_header("ES256", "other-kid", ALB, future()), &claims);
+    let wrong_signer = s.signer.sign(
+        &alb_header(
+            "ES256",
+            "test-kid",
+            "arn:aws:elasticloadbalancing:us-west-2:999999999999:loadbalancer/app/evil/x",
+            future(),
+        ),
+        &claims,
+    );
+    let expired = s
+        .signer
+        .sign(&alb_header("ES256", "test-kid", ALB, 1_000_000), &claims);
+    let other_key =
+        TestSigner::new().sign(&alb_header("ES256", "test-kid", ALB, future()), &claims);
+    let traversal_kid = s.signer.sign(
+        &alb_header("ES256", "../alb-key/test-kid", ALB, future()),
+        &claims,
+    );
+
+    let mut table = vec![
+        attempt(
+            "reader deletes a run",
+            "POST",
+            "/api/2.0/mlflow/runs/delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "ajax-api twin",
+            "POST",
+            "/ajax-api/2.0/mlflow/runs/delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "UI-prefixed ajax-api twin",
+            "POST",
+            "/mlflow/ajax-api/2.0/mlflow/runs/delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "3.0 twin",
+            "POST",
+            "/api/3.0/mlflow/runs/delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "case change of the prefix",
+            "POST",
+            "/API/2.0/mlflow/runs/delete",
+            reader.clone(),
+            405,
+        ),
+        attempt(
+            "case change of the operation",
+            "POST",
+            "/api/2.0/mlflow/Runs/Delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "double slash",
+            "POST",
+            "/api/2.0//mlflow/runs/delete",
+            reader.clone(),
+            400,
+        ),
+        attempt(
+            "dot segment",
+            "POST",
+            "/api/2.0/mlflow/./runs/delete",
+            reader.clone(),
+            400,
+        ),
+        attempt(
+            "dot-dot segment",
+            "POST",
+            "/api/2.0/mlflow/runs/search/../delete",
+            reader.clone(),
+            400,
+        ),
+        attempt(
+            "encoded dot-dot",
+            "POST",
+            "/api/2.0/mlflow/runs/search/%2e%2e/delete",
+            reader.clone(),
+            400,
+        ),
+        attempt(
+            "encoded slash",
+            "POST",
+            "/api/2.0/mlflow/runs%2fdelete",
+            reader.clone(),
+            400,
+        ),
+        attempt(
+            "encoded backslash",
+            "POST",
+            "/api/2.0/mlflow/runs%5cdelete",
+            reader.clone(),
+            400,
+        ),
+        attempt(
+            "trailing slash",
+            "POST",
+            "/api/2.0/mlflow/runs/delete/",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "query string appended",
+            "POST",
+            "/api/2.0/mlflow/runs/delete?dry_run=true",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "GET on a POST-only delete",
+            "GET",
+            "/api/2.0/mlflow/runs/delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "HEAD on a POST-only delete",
+            "HEAD",
+            "/api/2.0/mlflow/runs/delete",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "artifact upload",
+            "PUT",
+            "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/x.bin",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "artifact delete",
+            "DELETE",
+            "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/x.bin",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "UI upload-artifact",
+            "POST",
+            "/mlflow/ajax-api/2.0/mlflow/upload-artifact",
+            reader.clone(),
+            403,
+        ),
+        attempt(
+            "unknown route",
+            "POST",
+            "/api/2.0/mlflow/brand-new-endpoint",
+            writer.clone(),
+            403,
+        ),
+        attempt(
+            "writer changes a registry stage (admin)",
+            "POST",
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            writer.clone(),
+            403,
+        ),
+        attempt(
+            "no credentials",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            vec![],
+            401,
+        ),
+        attempt(
+            "unknown bearer token",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            vec![("authorization", bearer("guess"))],
+            401,
+        ),
+        attempt(
+            "wrong token next to a valid ALB token",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            vec![
+                ("authorization", bearer("guess")),
+                ("x-amzn-oidc-data", valid_alb.clone()),
+            ],
+            401,
+        ),
+        attempt(
+            "ALB token with alg none",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(alg_none),
+            401,
+        ),
+        attempt(
+            "ALB token HS256 with the public key",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(hs256),
+            401,
+        ),
+        attempt(
+            "ALB token with an unknown kid",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(wrong_kid),
+            401,
+        ),
+        attempt(
+            "ALB token with a path in the kid",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(traversal_kid),
+            401,
+        ),
+        attempt(
+            "ALB token from another load balancer",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(wrong_signer),
+            401,
+        ),
+        attempt(
+            "expired ALB token",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(expired),
+            401,
+        ),
+        attempt(
+            "ALB token signed by another key",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(other_key),
+            401,
+        ),
+        attempt(
+            "forged identity header without trusted-header mode",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            vec![("x-forwarded-email", "admin@example.com".into())],
+            401,
+        ),
+        attempt(
+            "proxy status without credentials",
+            "GET",
+            "/api/proxy/status",
+            vec![],
+            401,
+        ),
+        attempt(
+            "dashboard without credentials",
+            "GET",
+            "/experiments",
+            vec![],
+            401,
+        ),
+    ];
+    let mut graphql_mutation = attempt("GraphQL mutation", "POST", "/graphql", reader.clone(), 403);
+    graphql_mutation.body = r#"{"query": "mutation { deleteRun(runId: \"x\") { ok } }"}"#.into();
+    graphql_mutation
+        .headers
+        .push(("content-type", "application/json".into()));
+    table.push(graphql_mutation);
+    table.push(attempt(
+        "GraphQL mutation in a GET query",
+        "GET",
+        "/graphql?query=mutation%20%7B%20x%20%7D",
+        reader.clone(),
+        403,
+    ));
+    table.push(attempt(
+        "GraphQL mutation through the UI prefix",
+        "GET",
+        "/mlflow/graphql?query=mutation+%7B+x+%7D",
+        reader.clone(),
+        403,
+    ));
+    // Allowed rows, to show the gate is not simply closed.
+    let mut allowed = vec![
+        attempt(
+            "reader searches runs",
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            reader.clone(),
+            200,
+        ),
+        attempt(
+            "ALB user in readers reads",
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            alice(valid_alb.clone()),
+            200,
+        ),
+        attempt(
+            "ALB user named in a rule writes",
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            alice(valid_alb.clone()),
+            200,
+        ),
+        attempt(
+            "writer logs a metric",
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            writer.clone(),
+            200,
+        ),
+        attempt("healthz stays open", "GET", "/healthz", vec![], 200),
+    ];
+    let mut graphql_query = attempt("GraphQL query", "POST", "/graphql", reader.clone(), 200);
+    graphql_query.body =
+        r#"{"query": "query { mlflowGetRun(input: {runId: \"x\"}) { run { info { runId } } } }"}"#
+            .into();
+    allowed.push(graphql_query);
+    for row in &mut allowed {
+        row.reaches_upstream = row.path != "/healthz";
+    }
+    table.extend(allowed);
+    assert!(table.len() >= 30);
+
+    for row in &table {
+        let before = s.upstream.requests().len();
+        let headers: Vec<(&str, &str)> =
+            row.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = client.send(
+            row.method,
+            &s.proxy.url(&row.path),
+            &headers,
+            row.body.clone(),
+        );
+        assert_eq!(
+            reply.status,
+            row.status,
+            "{}: {}",
+            row.name,
+            String::from_utf8_lossy(&reply.body)
+        );
+        if row.status >= 400 && row.method != "HEAD" {
+            let json = reply.json();
+            assert!(
+                json["error_code"].is_string() && json["message"].is_string(),
+                "{}: MLflow error shape",
+                row.name
+            );
+            if row.status == 403 && row.path.contains("delete") {
+                assert!(
+                    json["message"].as_str().unwrap().contains("delete")
+                        || json["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("not in the proxy's permission table"),
+                    "{}: names the permission",
+                    row.name
+                );
+            }
+        }
+        let after = s.upstream.requests().len();
+        assert_eq!(
+            after > before,
+            row.reaches_upstream,
+            "{}: reached the upstream = {}",
+            row.name,
+            after > before
+        );
+    }
+}
+
+#[test]
+fn method_override_headers_are_not_forwarded() {
+    let s = setup();
+    let reply = Client::new().send(
+        "POST",
+        &s.proxy.url("/api/2.0/mlflow/runs/search"),
+        &[
+            ("authorization", &bearer(READER)),
+            ("x-http-method-override", "DELETE"),
+            ("x-http-method", "DELETE"),
+        ],
+        "{}",
+    );
+    assert_eq!(reply.status, 200);
+    let seen = s.upstream.requests().pop().unwrap();
+    assert_eq!(seen.method, "POST");
+    assert!(!seen.headers.contains_key("x-http-method-override"));
+    assert!(!seen.headers.contains_key("x-http-method"));
+    assert!(
+        !seen.headers.contains_key("authorization"),
+        "the client's bearer token is not forwarded"
+    );
+}
+
+#[test]
+fn absolute_form_targets_cannot_redirect_the_upstream() {
+    let s = setup();
+    let client = Client::new();
+    let response = client.raw(
+        s.proxy.addr,
+        &format!(
+            "POST http://evil.example/api/2.0/mlflow/runs/delete HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer {READER}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    let read = client.raw(
+        s.proxy.addr,
+        &format!("GET http://evil.example/api/2.0/mlflow/experiments/search HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer {READER}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(read.starts_with("HTTP/1.1 200"), "{read}");
+    let seen = s.upstream.requests().pop().unwrap();
+    assert_eq!(
+        seen.headers["host"],
+        s.upstream.addr.to_string(),
+        "the upstream is ours whatever the target said"
+    );
+}
+
+#[test]
+fn audit_events_name_who_what_and_outcome() {
+    let s = setup();
+    let client = Client::new();
+    client.send(
+        "POST",
+        &s.proxy.url("/api/2.0/mlflow/runs/create"),
+        &[
+            ("authorization", &bearer(WRITER)),
+            ("content-type", "application/json"),
+            ("x-request-id", "audit-1"),
+        ],
+        r#"{"experiment_id": "42", "run_name": "r"}"#,
+    );
+    client.send(
+        "POST",
+        &s.proxy.url("/api/2.0/mlflow/runs/delete"),
+        &[
+            ("authorization", &bearer(READER)),
+            ("content-type", "application/json"),
+        ],
+        r#"{"run_id": "abc"}"#,
+    );
+    client.send(
+        "GET",
+        &s.proxy.url("/api/2.0/mlflow/experiments/search"),
+        &[("authorization", &bearer(READER))],
+        "",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = s.proxy.log_lines();
+    let audit: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "audit")
+        .collect();
+    let created = audit
+        .iter()
+        .find(|v| v["fields"]["message"] == "mlflow change" || v["message"] == "mlflow change");
+    let created = created.unwrap_or_else(|| panic!("no audit event in {logs:?}"));
+    let get = |k: &str| {
+        created
+            .get(k)
+            .or_else(|| created["fields"].get(k))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(get("who"), "writer");
+    assert_eq!(get("auth"), "token");
+    assert_eq!(get("class"), "write");
+    assert_eq!(get("status"), 200);
+    assert_eq!(get("request_id"), "audit-1");
+    assert_eq!(get("remote"), "127.0.0.1");
+    assert!(get("subjects")
+        .as_str()
+        .unwrap()
+        .contains("experiment_id=42"));
+    let denied = audit.iter().any(|v| {
+        let text = v.to_string();
+        text.contains("denied") && text.contains("reader") && text.contains("runs/delete")
+    });
+    assert!(denied, "the denial is audited: {audit:?}");
+    assert!(
+        !audit
+            .iter()
+            .any(|v| v.to_string().contains("experiments/search")),
+        "reads are not audited"
+    );
+}
+
+#[test]
+fn token_file_reloads_on_sighup() {
+    let s = setup();
+    let client = Client::new();
+    let url = s.proxy.url("/api/2.0/mlflow/experiments/search");
+    assert_eq!(
+        client
+            .send(
+                "GET",
+                &url,
+                &[("authorization", &bearer("fresh-token"))],
+                ""
+            )
+            .status,
+        401
+    );
+    let tokens = s._dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "fresh {} readers\n",
+            hex::encode(Sha256::digest(b"fresh-token"))
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &s.proxy.pid().to_string()])
+        .status()
+        .unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = client
+            .send(
+                "GET",
+                &url,
+                &[("authorization", &bearer("fresh-token"))],
+                "",
+            )
+            .status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 200, "the new token works after SIGHUP");
+    assert_eq!(
+        client
+            .send("GET", &url, &[("authorization", &bearer(READER))], "")
+            .status,
+        401,
+        "removed tokens stop working"
+    );
+}
+
+#[test]
+fn rate_limits_and_header_limits_answer_429_and_431() {
+    let upstream = start_upstream();
+    let proxy = start_proxy(
+        &[
+            "--signing",
+            "none",
+            "--upstream-url",
+            &upstream.url(),
+            "--rate-limit",
+            "1",
+            "--rate-limit-burst",
+            "3",
+            "--max-header-count",
+            "20",
+        ],
+        &[],
+    );
+    let client = Client::new();
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let statuses: Vec<u16> = (0..5).map(|_| client.get(&url).status).collect();
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    let limited = client.get(&url);
+    assert_eq!(limited.status, 429);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(limited.json()["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    let many: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("x-h{i}"), "v".to_string()))
+        .collect();
+    let headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(client.send("GET", &url, &headers, "").status, 431);
+}

@@ -294,6 +294,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The service name traces are exported under, when OTLP export is on.
+    pub otlp_service_name: Option<String>,
 }
 
 /// Inbound authentication settings.
@@ -354,6 +356,11 @@ fn setting_error(
 pub struct PluginEnv {
     pub custom_endpoint: Option<String>,
     pub assume_role_arn: Option<String>,
+    /// The OTLP traces endpoint if one is configured (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, unless `OTEL_TRACES_EXPORTER=none`).
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_SERVICE_NAME`, default `sagemaker-mlflow-proxy`.
+    pub otel_service_name: Option<String>,
     /// The AWS SDK's standard endpoint override for SageMaker (`AWS_ENDPOINT_URL_SAGEMAKER`, else
     /// `AWS_ENDPOINT_URL`), used for the hand-signed control-plane calls.
     pub sagemaker_endpoint: Option<String>,
@@ -367,6 +374,10 @@ impl PluginEnv {
             assume_role_arn: read("SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN"),
             sagemaker_endpoint: read("AWS_ENDPOINT_URL_SAGEMAKER")
                 .or_else(|| read("AWS_ENDPOINT_URL")),
+            otlp_endpoint: read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                .or_else(|| read("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                .filter(|_| read("OTEL_TRACES_EXPORTER").as_deref() != Some("none")),
+            otel_service_name: read("OTEL_SERVICE_NAME"),
         }
     }
 }
@@ -599,6 +610,12 @@ impl Args {
             trusted_proxies,
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+            otlp_service_name: plugin_env.otlp_endpoint.as_ref().map(|_| {
+                plugin_env
+                    .otel_service_name
+                    .clone()
+                    .unwrap_or_else(|| "sagemaker-mlflow-proxy".to_string())
+            }),
         })
     }
 }

@@ -18,7 +18,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format, &settings.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,6 +32,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(settings: config::Settings) -> ExitCode {
+    let telemetry = telemetry::init(
+        settings.log_format,
+        &settings.log_level,
+        settings.otlp_service_name.as_deref(),
+    );
+    let code = serve(settings).await;
+    telemetry.shutdown();
+    code
+}
+
+async fn serve(settings: config::Settings) -> ExitCode {
     let listen = settings.listen;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,

@@ -1,24 +1,154 @@
-//! Logging: a `tracing` subscriber writing text or JSON lines to stderr.
+//! Logging and tracing: a `tracing` subscriber writing text or JSON lines to stderr, and, when the
+//! standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, OpenTelemetry traces over
+//! OTLP http/protobuf: a span per request with child spans for credentials, signing and the upstream
+//! call, and W3C `traceparent` propagated in both directions.
 //!
 //! Nothing logged carries credentials: headers are never logged, the signer's headers are marked
 //! sensitive, and the access log records the path without its query string.
 
-use tracing_subscriber::EnvFilter;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; the filter was validated with the settings.
-pub fn init(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+/// The tracing target of the request spans (exported to OTLP, never printed).
+pub const SPAN_TARGET: &str = "sagemaker_mlflow_proxy::trace";
+
+/// Keeps the exporter alive; `shutdown` flushes spans still buffered.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            if let Err(e) = provider.shutdown() {
+                tracing::warn!(error = %e, "OpenTelemetry exporter did not shut down cleanly");
+            }
+        }
+    }
+}
+
+/// Sends the exporter's requests on the proxy's Tokio runtime (the batch processor runs its own thread).
+#[derive(Debug)]
+struct RuntimeClient {
+    handle: tokio::runtime::Handle,
+    inner: opentelemetry_http::hyper::HyperClient<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    >,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for RuntimeClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let inner = self.inner.clone();
+        self.handle
+            .spawn(async move { inner.send_bytes(request).await })
+            .await
+            .map_err(|e| -> HttpError { Box::new(e) })?
+    }
+}
+
+/// Installs the global subscriber; call inside the Tokio runtime. `otlp` says whether an OTLP endpoint
+/// is configured, with the service name to report (the exporter reads the other `OTEL_*` variables itself).
+pub fn init(format: LogFormat, filter: &str, otlp: Option<&str>) -> Telemetry {
+    // Request spans are for OTLP only: the log output never shows them, and without an exporter no
+    // layer wants them, so they cost nothing.
+    let filter = EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(
+            format!("{SPAN_TARGET}=off")
+                .parse()
+                .expect("a valid directive"),
+        );
+    let fmt_layer = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    let fmt_layer = fmt_layer.with_filter(filter);
+    let provider = otlp.and_then(build_provider);
+    let otel_layer = provider.as_ref().map(|provider| {
+        let tracer = provider.tracer("sagemaker-mlflow-proxy");
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(SPAN_TARGET, tracing::Level::TRACE),
+            )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init();
+    if provider.is_some() {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        tracing::info!("exporting traces over OTLP (http/protobuf)");
+    }
+    Telemetry { provider }
+}
+
+fn build_provider(service_name: &str) -> Option<SdkTracerProvider> {
+    let connector = crate::proxy::client::https_connector(Duration::from_secs(5));
+    let client = RuntimeClient {
+        handle: tokio::runtime::Handle::current(),
+        inner: opentelemetry_http::hyper::HyperClient::new(
+            connector,
+            Duration::from_secs(10),
+            None,
+        ),
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_http_client(client)
+        .build();
+    match exporter {
+        Ok(exporter) => Some(
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name(service_name.to_string())
+                        .build(),
+                )
+                .build(),
+        ),
+        Err(e) => {
+            eprintln!("sagemaker-mlflow-proxy: OTLP exporter not started: {e}");
+            None
+        }
+    }
+}
+
+/// The trace context a client sent (`traceparent`), for the request span's parent.
+pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    })
+}
+
+/// Writes the current span's context into upstream request headers (`traceparent`).
+pub fn inject_context(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers))
+    });
 }

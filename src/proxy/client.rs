@@ -13,6 +13,16 @@ use crate::proxy::body::UpstreamBody;
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
 pub fn build(connect_timeout: Duration, idle_timeout: Duration) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(idle_timeout)
+        .pool_max_idle_per_host(1024)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https_connector(connect_timeout))
+}
+
+/// A connector for `http` and `https` URLs with the TLS setup described above.
+pub fn https_connector(connect_timeout: Duration) -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
@@ -33,15 +43,8 @@ pub fn build(connect_timeout: Duration, idle_timeout: Duration) -> UpstreamClien
                 })
         }
     };
-    let https = with_roots
+    with_roots
         .https_or_http()
         .enable_all_versions()
-        .wrap_connector(http);
-
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(idle_timeout)
-        .pool_max_idle_per_host(1024)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https)
+        .wrap_connector(http)
 }

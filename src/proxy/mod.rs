@@ -18,6 +18,8 @@ use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use warp::Reply;
 
 use crate::aws::credentials::{CachedCredentials, CredentialCache};
@@ -26,6 +28,7 @@ use crate::config::{Cidr, Settings};
 use crate::error::Error;
 use crate::stats::Stats;
 use crate::target::Upstream;
+use crate::telemetry::{self, SPAN_TARGET};
 use crate::ui_session::{is_session_rejected, Session, UiSession};
 use body::{BodyLimits, PreparedBody};
 use client::UpstreamClient;
@@ -180,10 +183,30 @@ impl Forwarder {
             outcome: "complete",
             stats: self.stats.clone(),
         };
-        match self
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "request",
+            otel.name = %format_args!("{} {}", inbound.method, inbound.class),
+            otel.kind = "server",
+            http.request.method = %inbound.method,
+            url.path = %inbound.path,
+            mlflow.route_class = inbound.class,
+            http.response.status_code = tracing::field::Empty,
+            request_id = %log.request_id,
+        );
+        if !span.is_disabled() {
+            let _ = span.set_parent(telemetry::extract_context(&inbound.headers));
+        }
+        let outcome = self
             .try_forward(inbound, upstream_path, auth, &request_id, &mut log)
-            .await
-        {
+            .instrument(span.clone())
+            .await;
+        let status = match &outcome {
+            Ok((parts, _)) => parts.status.as_u16(),
+            Err(error) => error.status().as_u16(),
+        };
+        span.record("http.response.status_code", status);
+        match outcome {
             Ok((parts, incoming)) => {
                 log.status = parts.status.as_u16();
                 let stream = ResponseStream::new(incoming, self.idle_timeout, log);
@@ -308,8 +331,19 @@ impl Forwarder {
             *request.uri_mut() = uri;
             *request.headers_mut() = request_headers;
 
+            let upstream_span = tracing::info_span!(
+                target: SPAN_TARGET,
+                "upstream",
+                otel.kind = "client",
+                server.address = %request.uri().authority().map(|a| a.as_str()).unwrap_or_default(),
+                http.response.status_code = tracing::field::Empty,
+            );
+            if !upstream_span.is_disabled() {
+                telemetry::inject_context(&upstream_span, request.headers_mut());
+            }
             let sent = Instant::now();
             let response = tokio::time::timeout(self.request_timeout, self.client.request(request))
+                .instrument(upstream_span.clone())
                 .await
                 .map_err(|_| {
                     Error::UpstreamTimeout(format!(
@@ -319,6 +353,7 @@ impl Forwarder {
                 })?
                 .map_err(|e| self.classify_client_error(&e))?;
             log.upstream_latency = Some(sent.elapsed());
+            upstream_span.record("http.response.status_code", response.status().as_u16());
             let (mut parts, incoming) = response.into_parts();
 
             if first_attempt {
@@ -429,10 +464,19 @@ impl Forwarder {
                 "signing requested without a signing target".into(),
             ));
         };
-        let cached = match rejected {
-            Some(rejected) => cache.refresh_after_rejection(rejected).await?,
-            None => cache.get().await?,
-        };
+        let cached = async {
+            match rejected {
+                Some(rejected) => cache.refresh_after_rejection(rejected).await,
+                None => cache.get().await,
+            }
+        }
+        .instrument(
+            tracing::info_span!(target: SPAN_TARGET, "credentials", refresh = rejected.is_some()),
+        )
+        .await?;
+        let _signing =
+            tracing::info_span!(target: SPAN_TARGET, "sign", aws.service = signing.service)
+                .entered();
         let scope = Scope {
             service: signing.service,
             region: &signing.region,

@@ -1,0 +1,227 @@
+//! Telemetry end to end: a real OTLP/HTTP receiver (decoding the protobuf export requests) gets the
+//! proxy's spans with the right parent/child structure and attributes, the W3C trace context reaches the
+//! upstream, and `/metrics` moves with traffic.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+/// Starts an OTLP/HTTP receiver; returns its URL and the spans received.
+fn start_receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = spans.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let sink = sink.clone();
+                            async move {
+                                assert_eq!(req.uri().path(), "/v1/traces");
+                                assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let export = ExportTraceServiceRequest::decode(body)
+                                    .expect("valid OTLP protobuf");
+                                for resource in export.resource_spans {
+                                    for scope in resource.scope_spans {
+                                        sink.lock().unwrap().extend(scope.spans);
+                                    }
+                                }
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::new()),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    (format!("http://{addr}"), spans)
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(AnyValue::StringValue(s)) => Some(s.clone()),
+            Some(AnyValue::IntValue(i)) => Some(i.to_string()),
+            Some(AnyValue::BoolValue(b)) => Some(b.to_string()),
+            _ => None,
+        })
+}
+
+#[test]
+fn spans_arrive_over_otlp_with_structure_and_context_propagation() {
+    let upstream = start_upstream();
+    let (endpoint, spans) = start_receiver();
+    let proxy = start_proxy(
+        &["--arn", TS_ARN, "--upstream-url", &upstream.url()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDOTEL"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_SERVICE_NAME", "mlflow-proxy-test"),
+        ],
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let reply = Client::new().send(
+        "POST",
+        &proxy.url("/api/2.0/mlflow/runs/search"),
+        &[
+            ("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01")),
+            ("content-type", "application/json"),
+        ],
+        "{}",
+    );
+    assert_eq!(reply.status, 200);
+
+    let mut received = Vec::new();
+    for _ in 0..100 {
+        received = spans.lock().unwrap().clone();
+        if received.iter().any(|s| s.name == "POST read") && received.len() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let by_name = |name: &str| {
+        received
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no span {name} in {:?}",
+                    received.iter().map(|s| &s.name).collect::<Vec<_>>()
+                )
+            })
+            .clone()
+    };
+    let request = by_name("POST read");
+    let credentials = by_name("credentials");
+    let sign = by_name("sign");
+    let upstream_call = by_name("upstream");
+
+    assert_eq!(
+        hex::encode(&request.trace_id),
+        trace_id,
+        "the client's trace continues"
+    );
+    assert_eq!(hex::encode(&request.parent_span_id), "00f067aa0ba902b7");
+    for child in [&credentials, &sign, &upstream_call] {
+        assert_eq!(
+            child.parent_span_id, request.span_id,
+            "{} is a child of the request span",
+            child.name
+        );
+        assert_eq!(child.trace_id, request.trace_id);
+    }
+    assert_eq!(
+        attribute(&request, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        attribute(&request, "url.path").as_deref(),
+        Some("/api/2.0/mlflow/runs/search")
+    );
+    assert_eq!(
+        attribute(&request, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        attribute(&request, "mlflow.route_class").as_deref(),
+        Some("read")
+    );
+    assert_eq!(
+        attribute(&upstream_call, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        attribute(&sign, "aws.service").as_deref(),
+        Some("sagemaker-mlflow")
+    );
+
+    let seen = upstream.requests().pop().unwrap();
+    let traceparent = &seen.headers["traceparent"];
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    assert!(
+        traceparent.contains(&hex::encode(&upstream_call.span_id)),
+        "the upstream sees the upstream span as parent"
+    );
+}
+
+fn metric(text: &str, line_prefix: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn metrics_move_with_traffic() {
+    let upstream = start_upstream();
+    let proxy = start_proxy(
+        &["--arn", APP_ARN, "--upstream-url", &upstream.url()],
+        &static_creds(),
+    );
+    let client = Client::new();
+    let before = String::from_utf8(client.get(&proxy.url("/metrics")).body.to_vec()).unwrap();
+    for _ in 0..3 {
+        client.send(
+            "POST",
+            &proxy.url("/api/2.0/mlflow/runs/log-metric"),
+            &[("content-type", "application/json")],
+            "{}",
+        );
+    }
+    client.get(&proxy.url("/api/2.0/mlflow/slow?ms=1"));
+    let reply = client.get(&proxy.url("/metrics"));
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let after = String::from_utf8(reply.body.to_vec()).unwrap();
+    let writes = "mlflow_proxy_requests_total{class=\"write\",method=\"POST\",status=\"200\"}";
+    assert_eq!(metric(&before, writes), 0);
+    assert_eq!(metric(&after, writes), 3);
+    assert!(
+        metric(
+            &after,
+            "mlflow_proxy_request_duration_seconds_count{class=\"write\"}"
+        ) >= 3
+    );
+    assert!(metric(&after, "mlflow_proxy_credential_refreshes_total") >= 1);
+    assert!(after.contains("mlflow_proxy_in_flight_requests"));
+}

@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,6 +29,7 @@ use crate::limits::{Limits, Refusal};
 use crate::ops;
 use crate::policy::{self, Policy};
 use crate::proxy::{path::is_mlflow_api_path, Forwarder, Inbound, UpstreamAuth};
+use crate::server::ClientAddr;
 use crate::stats::Stats;
 use crate::ui;
 use crate::ui_session::UiSession;
@@ -156,6 +157,11 @@ async fn reload_tokens_on_sighup(store: Arc<crate::auth::tokens::TokenStore>) {
     }
 }
 
+/// The client's address, as the server loop recorded it.
+fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().map(|addr: Option<ClientAddr>| addr.map(|a| a.0))
+}
+
 /// The request pieces every forwarding route needs.
 fn inbound_parts() -> impl Filter<
     Extract = (Method, FullPath, String, HeaderMap, Option<SocketAddr>),
@@ -166,7 +172,7 @@ fn inbound_parts() -> impl Filter<
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(client_addr())
 }
 
 /// All routes, each answering with a response (errors included).
@@ -194,7 +200,7 @@ pub fn routes(
         .and(warp::get())
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(client_addr())
         .and(with_app.clone())
         .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
             if let Err(response) = authenticate(&app, &headers, remote).await {
@@ -278,7 +284,7 @@ pub fn routes(
     let dashboard = warp::get()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(client_addr())
         .and(with_app)
         .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
             let path = path.as_str();
@@ -590,41 +596,4 @@ fn rejection_response(rejection: Rejection) -> warp::reply::Response {
         "BAD_REQUEST",
         &format!("{rejection:?}"),
     )
-}
-
-/// Serves until `shutdown` resolves, then drains in-flight requests for at most `--drain-timeout`.
-pub async fn serve(
-    app: Arc<App>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let drain_timeout = app.settings.drain_timeout;
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-    let draining_app = app.clone();
-    let signal = async move {
-        shutdown.await;
-        draining_app.draining.store(true, Ordering::Relaxed);
-        tracing::info!(
-            drain_timeout_secs = drain_timeout.as_secs_f64(),
-            "shutting down: draining in-flight requests"
-        );
-        let _ = started_tx.send(());
-    };
-    let server = warp::serve(routes(app))
-        .incoming(listener)
-        .graceful(signal)
-        .run();
-    let deadline = async move {
-        if started_rx.await.is_ok() {
-            tokio::time::sleep(drain_timeout).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        _ = server => tracing::info!("all connections closed"),
-        _ = deadline => tracing::warn!("drain deadline reached; closing remaining connections"),
-    }
-    // Keep-alive connections that stay idle would otherwise hold the process a little longer.
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

@@ -78,6 +78,14 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// PEM certificate chain: serve HTTPS directly (reloaded when the file changes). Needs --tls-key.
+    #[arg(long, env = "MLFLOW_PROXY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "MLFLOW_PROXY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// SageMaker MLflow Tracking Server or MLflow App ARN; decides the upstream URL, SigV4 service and routing header.
     #[arg(long, env = "MLFLOW_PROXY_ARN")]
     pub arn: Option<String>,
@@ -270,6 +278,8 @@ pub struct Args {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Certificate and key files when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub upstream: Upstream,
     pub assume_role: Option<AssumeRoleSettings>,
     pub auth: AuthSettings,
@@ -580,8 +590,18 @@ impl Args {
             ));
         }
 
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                if let Err(e) = crate::server::TlsReloader::load(cert.clone(), key.clone()) {
+                    return Err(setting_error("--tls-cert", "MLFLOW_PROXY_TLS_CERT", e));
+                }
+                Some((cert.clone(), key.clone()))
+            }
+            _ => None,
+        };
         Ok(Settings {
             listen: self.listen,
+            tls,
             upstream,
             assume_role,
             auth,

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod proxy;
+pub mod server;
 pub mod stats;
 pub mod target;
 pub mod telemetry;

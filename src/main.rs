@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sagemaker_mlflow_proxy::{app, config, telemetry};
+use sagemaker_mlflow_proxy::{app, config, server, telemetry};
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
@@ -73,7 +73,17 @@ async fn serve(settings: config::Settings) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "sagemaker-mlflow-proxy listening"
     );
-    app::serve(app, listener, shutdown_signal()).await;
+    let tls = match &app.settings.tls {
+        Some((cert, key)) => match server::TlsReloader::load(cert.clone(), key.clone()) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the TLS certificate (--tls-cert, --tls-key)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    server::serve(app, listener, tls, shutdown_signal()).await;
     ExitCode::SUCCESS
 }
 

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod healthcheck;
 pub mod limits;
 pub mod metrics;
 pub mod ops;

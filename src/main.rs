@@ -1,15 +1,14 @@
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use sagemaker_mlflow_proxy::{app, config, server, telemetry};
+use sagemaker_mlflow_proxy::{app, config, healthcheck, server, telemetry};
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
     if let Some(config::Command::Healthcheck) = cli.command {
-        return healthcheck(cli.args.listen);
+        return healthcheck::run(cli.args.listen, cli.args.tls_cert.as_deref());
     }
     let settings = match cli.args.validate(&config::PluginEnv::from_process_env()) {
         Ok(settings) => settings,
@@ -106,42 +105,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// `healthcheck`: GET /healthz on the local listener; exit 0 on 200. Uses a bare TCP exchange so the
-/// container image needs no curl.
-fn healthcheck(listen: std::net::SocketAddr) -> ExitCode {
-    use std::io::{Read, Write};
-    let ip = if listen.ip().is_unspecified() {
-        if listen.is_ipv4() {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
-        }
-    } else {
-        listen.ip()
-    };
-    let addr = std::net::SocketAddr::new(ip, listen.port());
-    let result = (|| -> std::io::Result<bool> {
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        stream.write_all(
-            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )?;
-        let mut head = [0u8; 16];
-        let n = stream.read(&mut head)?;
-        Ok(head[..n].starts_with(b"HTTP/1.1 200"))
-    })();
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("healthcheck: {addr}/healthz did not answer 200");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("healthcheck: {addr}: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -553,3 +553,33 @@ fn secrets_never_appear_in_logs() {
         assert!(!logs.contains(secret), "{secret} leaked into logs");
     }
 }
+
+#[test]
+fn healthcheck_subcommand_exits_by_health() {
+    let upstream = start_upstream();
+    let proxy = start_proxy(
+        &["--signing", "none", "--upstream-url", &upstream.url()],
+        &[],
+    );
+    let run = |listen: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sagemaker-mlflow-proxy"))
+            .env_clear()
+            .env("MLFLOW_PROXY_LISTEN", listen)
+            .arg("healthcheck")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&proxy.addr.to_string()).status.success());
+    let unspecified = format!("0.0.0.0:{}", proxy.addr.port());
+    assert!(
+        run(&unspecified).status.success(),
+        "0.0.0.0 means the local listener"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = run(&closed.to_string());
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("healthcheck:"));
+}

@@ -408,7 +408,8 @@ where
     } else {
         class.map(policy::Class::name).unwrap_or("unknown")
     };
-    if let Err(denial) = app.policy.check(&identity, class) {
+    let experiment = named_experiment(&query, body_bytes.as_deref());
+    if let Err(denial) = app.policy.check(&identity, class, experiment.as_deref()) {
         tracing::info!(target: "audit", who = %identity.name, path = %inbound.path, method = %inbound.method, reason = %denial, "denied");
         return json_error(
             StatusCode::FORBIDDEN,
@@ -471,6 +472,21 @@ where
         );
     }
     response
+}
+
+/// The experiment name a request names: `experiment_name` in the query (get-by-name) or `name` /
+/// `new_name` in a JSON body (create, update).
+fn named_experiment(query: &str, body: Option<&[u8]>) -> Option<String> {
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("experiment_name=") {
+            let decoded = crate::proxy::path::percent_decode_strict(&value.replace('+', " "))?;
+            return Some(String::from_utf8_lossy(&decoded).into_owned());
+        }
+    }
+    let json: serde_json::Value = serde_json::from_slice(body?).ok()?;
+    ["new_name", "name"]
+        .iter()
+        .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
 }
 
 type ReadAheadStream = futures_util::stream::Once<std::future::Ready<Result<Bytes, warp::Error>>>;

@@ -729,3 +729,63 @@ fn rate_limits_and_header_limits_answer_429_and_431() {
     let headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(client.send("GET", &url, &headers, "").status, 431);
 }
+
+#[test]
+fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
+    let upstream = start_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("ann {} team-a\n", hex::encode(Sha256::digest(b"ann-token"))),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = [\"read\"]\n[[rule]]\ngroups = [\"team-a\"]\nallow = [\"write\"]\nexperiment_prefix = \"team-a/\"\n",
+    )
+    .unwrap();
+    let proxy = start_proxy(
+        &[
+            "--signing",
+            "none",
+            "--upstream-url",
+            &upstream.url(),
+            "--auth",
+            "token",
+            "--token-file",
+            tokens.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = Client::new();
+    let create = |name: &str| {
+        client.send(
+            "POST",
+            &proxy.url("/api/2.0/mlflow/experiments/create"),
+            &[
+                ("authorization", "Bearer ann-token"),
+                ("content-type", "application/json"),
+            ],
+            format!(r#"{{"name": "{name}"}}"#),
+        )
+    };
+    assert_eq!(create("team-a/churn").status, 200);
+    let denied = create("team-b/churn");
+    assert_eq!(denied.status, 403);
+    assert!(denied.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing permission: write"));
+    let by_name = client.send(
+        "GET",
+        &proxy.url("/api/2.0/mlflow/experiments/get-by-name?experiment_name=team-b%2Fchurn"),
+        &[("authorization", "Bearer ann-token")],
+        "",
+    );
+    assert_eq!(by_name.status, 200, "reads come from the default");
+    assert_eq!(upstream.requests().len(), 2);
+}

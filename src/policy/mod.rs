@@ -43,6 +43,8 @@ struct RuleFile {
     #[serde(default)]
     groups: Vec<String>,
     allow: Vec<Class>,
+    #[serde(default)]
+    experiment_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ struct Rule {
     identities: Vec<String>,
     groups: Vec<String>,
     allow: BTreeSet<Class>,
+    /// When set, the rule only grants on requests that name an experiment starting with this.
+    experiment_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +115,7 @@ impl Policy {
                     identities: r.identities,
                     groups: r.groups,
                     allow: r.allow.into_iter().collect(),
+                    experiment_prefix: r.experiment_prefix,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -143,26 +148,36 @@ impl Policy {
         self.enforced
     }
 
-    /// The classes `identity` holds.
-    pub fn classes_for(&self, identity: &Identity) -> BTreeSet<Class> {
+    /// The classes `identity` holds on a request naming `experiment` (if it names one).
+    pub fn classes_for(&self, identity: &Identity, experiment: Option<&str>) -> BTreeSet<Class> {
         let mut classes = self.default.clone();
         for rule in &self.rules {
             let named = rule.identities.contains(&identity.name);
             let in_group = rule.groups.iter().any(|g| identity.groups.contains(g));
-            if named || in_group {
+            let prefix_ok = match &rule.experiment_prefix {
+                None => true,
+                Some(prefix) => experiment.is_some_and(|name| name.starts_with(prefix.as_str())),
+            };
+            if (named || in_group) && prefix_ok {
                 classes.extend(rule.allow.iter().copied());
             }
         }
         classes
     }
 
-    /// Decides one request; `class` is `None` for a route the table does not know.
-    pub fn check(&self, identity: &Identity, class: Option<Class>) -> Result<(), Denial> {
+    /// Decides one request; `class` is `None` for a route the table does not know; `experiment` is the
+    /// experiment name the request names, if any.
+    pub fn check(
+        &self,
+        identity: &Identity,
+        class: Option<Class>,
+        experiment: Option<&str>,
+    ) -> Result<(), Denial> {
         if !self.enforced {
             return Ok(());
         }
         let class = class.ok_or(Denial::UnknownRoute)?;
-        if self.classes_for(identity).contains(&class) {
+        if self.classes_for(identity, experiment).contains(&class) {
             Ok(())
         } else {
             Err(Denial::Missing(class))
@@ -198,42 +213,69 @@ allow = ["write", "delete"]
         let reader = who("bob", &[]);
         let engineer = who("alice", &["ml-engineers"]);
         let ci = who("ci-nightly", &[]);
-        assert!(policy.check(&reader, Some(Class::Read)).is_ok());
+        assert!(policy.check(&reader, Some(Class::Read), None).is_ok());
         assert_eq!(
-            policy.check(&reader, Some(Class::Write)),
+            policy.check(&reader, Some(Class::Write), None),
             Err(Denial::Missing(Class::Write))
         );
-        assert!(policy.check(&engineer, Some(Class::Write)).is_ok());
+        assert!(policy.check(&engineer, Some(Class::Write), None).is_ok());
         assert_eq!(
-            policy.check(&engineer, Some(Class::Delete)),
+            policy.check(&engineer, Some(Class::Delete), None),
             Err(Denial::Missing(Class::Delete))
         );
-        assert!(policy.check(&ci, Some(Class::Delete)).is_ok());
+        assert!(policy.check(&ci, Some(Class::Delete), None).is_ok());
         assert_eq!(
-            policy.check(&ci, Some(Class::Admin)),
+            policy.check(&ci, Some(Class::Admin), None),
             Err(Denial::Missing(Class::Admin))
         );
-        assert_eq!(policy.check(&ci, None), Err(Denial::UnknownRoute));
+        assert_eq!(policy.check(&ci, None, None), Err(Denial::UnknownRoute));
     }
 
     #[test]
     fn no_policy_allows_everything_and_read_only_only_reads() {
         let anyone = Identity::anonymous();
-        assert!(Policy::allow_all().check(&anyone, None).is_ok());
+        assert!(Policy::allow_all().check(&anyone, None, None).is_ok());
         assert!(Policy::allow_all()
-            .check(&anyone, Some(Class::Admin))
+            .check(&anyone, Some(Class::Admin), None)
             .is_ok());
         let ro = Policy::read_only();
-        assert!(ro.check(&anyone, Some(Class::Read)).is_ok());
+        assert!(ro.check(&anyone, Some(Class::Read), None).is_ok());
         assert_eq!(
-            ro.check(&anyone, Some(Class::Write)),
+            ro.check(&anyone, Some(Class::Write), None),
             Err(Denial::Missing(Class::Write))
         );
         let restricted = Policy::parse(FILE).unwrap().restricted_to_reads();
         assert_eq!(
-            restricted.check(&who("ci-nightly", &[]), Some(Class::Delete)),
+            restricted.check(&who("ci-nightly", &[]), Some(Class::Delete), None),
             Err(Denial::Missing(Class::Delete))
         );
+    }
+
+    #[test]
+    fn experiment_prefix_rules_grant_only_on_named_experiments() {
+        let policy = Policy::parse(
+            r#"
+default = ["read"]
+[[rule]]
+groups = ["team-a"]
+allow = ["write", "delete"]
+experiment_prefix = "team-a/"
+"#,
+        )
+        .unwrap();
+        let member = who("ann", &["team-a"]);
+        assert!(policy
+            .check(&member, Some(Class::Write), Some("team-a/churn"))
+            .is_ok());
+        assert_eq!(
+            policy.check(&member, Some(Class::Write), Some("team-b/churn")),
+            Err(Denial::Missing(Class::Write))
+        );
+        assert_eq!(
+            policy.check(&member, Some(Class::Write), None),
+            Err(Denial::Missing(Class::Write))
+        );
+        assert!(policy.check(&member, Some(Class::Read), None).is_ok());
     }
 
     #[test]

@@ -20,6 +20,10 @@ use crate::target::{MlflowArn, Upstream};
 
 /// How long the presigned URL itself stays valid (it is used at once).
 const URL_EXPIRES_SECONDS: u64 = 60;
+/// A session younger than this is not renewed on a 401/403: such a refusal is about the request (IAM
+/// per action), not the session, and renewing on every denied call would mint a presigned URL each time.
+/// This also bounds renewals caused by denials to one per this interval.
+const MIN_SESSION_AGE_FOR_RENEWAL: Duration = Duration::from_secs(5);
 /// Renew this long before the session expires.
 const RENEW_AHEAD: Duration = Duration::from_secs(300);
 
@@ -31,6 +35,14 @@ pub struct Session {
     /// Where the UI lives: the origin of the presigned URL.
     pub upstream: Upstream,
     pub expires_at: SystemTime,
+    pub created_at: std::time::Instant,
+}
+
+impl Session {
+    /// Whether a refusal of this session may be a stale session rather than a denied request.
+    pub fn may_be_stale(&self) -> bool {
+        self.created_at.elapsed() >= MIN_SESSION_AGE_FOR_RENEWAL
+    }
 }
 
 pub struct UiSession {
@@ -162,6 +174,7 @@ impl UiSession {
             cookie,
             upstream,
             expires_at: started + Duration::from_secs(self.session_seconds),
+            created_at: std::time::Instant::now(),
         })
     }
 

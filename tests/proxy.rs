@@ -506,6 +506,7 @@ fn proxy_endpoints_and_unknown_paths() {
     let access_logged = proxy.log_lines().iter().any(|l| {
         l.contains("\"path\":\"/api/2.0/mlflow/experiments/search\"")
             && l.contains("\"status\":200")
+            && l.contains("\"outcome\":\"complete\"")
     });
     assert!(access_logged, "{:?}", proxy.log_lines());
 }

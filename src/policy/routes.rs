@@ -145,6 +145,10 @@ const OPERATIONS: &[(Methods, &str, Class)] = &[
     (Get, "scorers/list", Read),
     (Get, "scorers/get", Read),
     (Get, "server-info", Read),
+    // MLflow 3.10 UI calls
+    (Post, "traces/metrics", Read),
+    (GetOrPost, "ui-telemetry", Read),
+    (Get, "assistant/config", Read),
     (Post, "upload-artifact", Write),
     (Post, "artifacts/presigned-upload-url", Write),
     // permissions (MLflow's auth app) and webhooks
@@ -370,5 +374,17 @@ mod tests {
             Some(Read)
         );
         assert_eq!(classify(&Method::POST, "/", None), None);
+        assert_eq!(
+            classify(&Method::POST, "/ajax-api/3.0/mlflow/traces/metrics", None),
+            Some(Read)
+        );
+        assert_eq!(
+            classify(&Method::GET, "/ajax-api/3.0/mlflow/ui-telemetry", None),
+            Some(Read)
+        );
+        assert_eq!(
+            classify(&Method::GET, "/ajax-api/3.0/mlflow/assistant/config", None),
+            Some(Read)
+        );
     }
 }

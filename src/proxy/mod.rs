@@ -358,7 +358,11 @@ impl Forwarder {
 
             if first_attempt {
                 if let Some(session) = used_session {
-                    if is_session_rejected(parts.status, parts.headers.get(header::LOCATION)) {
+                    let rejected =
+                        is_session_rejected(parts.status, parts.headers.get(header::LOCATION));
+                    // A redirect to the login page always means the session is gone; a 401/403 on a fresh
+                    // session is about the request itself and is passed on.
+                    if rejected && (parts.status.is_redirection() || session.may_be_stale()) {
                         tracing::info!(request_id = %log.request_id, status = parts.status.as_u16(), "upstream UI session not accepted; renewing it and retrying once");
                         rejected_session = Some(session);
                         continue;

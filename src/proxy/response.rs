@@ -102,6 +102,11 @@ impl Stream for ResponseStream {
                     if let Ok(data) = frame.into_data() {
                         this.log.bytes_out += data.len() as u64;
                         this.armed = false;
+                        // hyper stops polling once Content-Length bytes are out, so the end is seen here.
+                        if this.inner.is_end_stream() {
+                            this.finished = true;
+                            this.log.outcome = "complete";
+                        }
                         return Poll::Ready(Some(Ok(data)));
                     }
                 }

@@ -143,9 +143,16 @@ describe('createApiClient', () => {
     const history = await createApiClient({ fetch: f.fetch }).getMetricHistory('abc', 'val loss');
     expect(history.map((m) => m.value)).toEqual([1, 0.5]);
     expect(f.calls.map((c) => c.url)).toEqual([
-      '/api/2.0/mlflow/metrics/get-history?run_id=abc&metric_key=val%20loss',
-      '/api/2.0/mlflow/metrics/get-history?run_id=abc&metric_key=val%20loss&page_token=p2',
+      '/api/2.0/mlflow/metrics/get-history?run_id=abc&metric_key=val%20loss&max_results=25000',
+      '/api/2.0/mlflow/metrics/get-history?run_id=abc&metric_key=val%20loss&max_results=25000&page_token=p2',
     ]);
+  });
+
+  it('stops at an empty history page even when it carries a token', async () => {
+    const f = fakeFetch(jsonResponse(200, { next_page_token: 'eyJvZmZzZXQiOiAwfQ==' }));
+    const history = await createApiClient({ fetch: f.fetch }).getMetricHistory('abc', 'loss');
+    expect(history).toEqual([]);
+    expect(f.calls).toHaveLength(1);
   });
 
   it('uses the model registry endpoints', async () => {

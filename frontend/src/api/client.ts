@@ -185,6 +185,8 @@ export interface ClientOptions {
 }
 
 const MAX_HISTORY_PAGES = 50;
+/** MLflow's largest metric-history page; without it MLflow 3 answers empty pages with a token. */
+const HISTORY_PAGE_SIZE = 25000;
 
 export function createApiClient(options: ClientOptions = {}): ApiClient {
   const doFetch: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -275,12 +277,14 @@ export function createApiClient(options: ClientOptions = {}): ApiClient {
       let pageToken: string | undefined;
       for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
         const res = await request<GetMetricHistoryResponse>('GET', mlflow('metrics/get-history'), {
-          query: { run_id: runId, metric_key: metricKey, page_token: pageToken },
+          query: { run_id: runId, metric_key: metricKey, max_results: HISTORY_PAGE_SIZE, page_token: pageToken },
           signal: o?.signal,
         });
-        all.push(...(res.metrics ?? []));
+        const metrics = res.metrics ?? [];
+        all.push(...metrics);
         pageToken = res.next_page_token || undefined;
-        if (!pageToken) break;
+        // An empty page ends the history even if a token came with it.
+        if (!pageToken || metrics.length === 0) break;
       }
       return all;
     },

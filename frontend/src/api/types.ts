@@ -7,7 +7,7 @@ export type Int64 = number | string;
 // ---------------------------------------------------------------- proxy
 
 export type ProxyMode = 'tracking-server' | 'app' | 'self-hosted';
-export type UiSessionState = 'none' | 'active' | 'renewing' | 'failed';
+export type UiSessionState = 'none' | 'active' | 'expired' | 'failed';
 
 export interface ProxyCredentials {
   source: string;
@@ -17,6 +17,9 @@ export interface ProxyCredentials {
 export interface ProxyUiSession {
   state: UiSessionState;
   expires_at: string | null;
+  /** Sessions established so far (presigned-session mode only). */
+  renewals?: number;
+  last_error?: string | null;
 }
 
 export interface ProxyStatus {

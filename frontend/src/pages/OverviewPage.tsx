@@ -12,7 +12,7 @@ import { formatDateTime, formatDuration } from '../lib/format';
 const SESSION_TONES: Record<UiSessionState, Tone> = {
   none: 'neutral',
   active: 'ok',
-  renewing: 'warn',
+  expired: 'warn',
   failed: 'error',
 };
 
@@ -135,8 +135,10 @@ function UiSessionCard({ status }: { status: ProxyStatus }) {
         items={[
           ['State', <Badge key="st" tone={SESSION_TONES[s.state] ?? 'neutral'}>{s.state}</Badge>],
           ['Expires', s.expires_at ? <Countdown key="e" expiresAt={s.expires_at} /> : <span className="muted">—</span>],
+          ['Sessions established', <span key="r">{s.renewals ?? '—'}</span>],
         ]}
       />
+      {s.last_error ? <p className="error-text">Last error: {s.last_error}</p> : null}
     </Card>
   );
 }

@@ -46,10 +46,10 @@ system-deps: .stamps/system-deps
 
 .PHONY: venv
 venv: $(VENV)/.installed
-$(VENV)/.installed: tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt tests/browser/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
-	$(VENV_PY) -m pip install -q -r tests/requirements.txt
+	$(VENV_PY) -m pip install -q -r tests/requirements.txt -r tests/browser/requirements.txt
 	@touch $@
 
 .PHONY: frontend

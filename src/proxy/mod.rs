@@ -8,6 +8,7 @@ pub mod headers;
 pub mod path;
 pub mod query;
 pub mod response;
+pub mod upstream_error;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ use response::{AccessLog, ResponseStream};
 /// A response body on its way to the client: the upstream's stream, or bytes already read.
 pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
-/// Upstream 403 bodies up to this size are read to recognise an expired-token error.
+/// Upstream error bodies up to this size are read (to recognise expired tokens and restate AWS errors).
 const MAX_ERROR_BODY_INSPECTED: u64 = 64 * 1024;
 
 /// How a forwarded request authenticates to the upstream.
@@ -360,33 +361,13 @@ impl Forwarder {
                 if let Some(session) = used_session {
                     let rejected =
                         is_session_rejected(parts.status, parts.headers.get(header::LOCATION));
-                    // A redirect to the login page always means the session is gone; a 401/403 on a fresh
-                    // session is about the request itself and is passed on.
-                    if rejected && (parts.status.is_redirection() || session.may_be_stale()) {
+                    // 401 and a redirect to the login page mean the session is gone; a 403 on a fresh
+                    // session is about the request itself (IAM per action) and is passed on.
+                    let stale = parts.status != StatusCode::FORBIDDEN || session.may_be_stale();
+                    if rejected && stale {
                         tracing::info!(request_id = %log.request_id, status = parts.status.as_u16(), "upstream UI session not accepted; renewing it and retrying once");
                         rejected_session = Some(session);
                         continue;
-                    }
-                }
-                if let Some(used) =
-                    used_credentials.filter(|_| parts.status == StatusCode::FORBIDDEN)
-                {
-                    match self.inspect_forbidden(&parts.headers, incoming).await {
-                        Forbidden::ExpiredToken => {
-                            tracing::info!(request_id = %log.request_id, "upstream says the security token expired; refreshing credentials and retrying once");
-                            rejected_credentials = Some(used);
-                            continue;
-                        }
-                        Forbidden::Other(bytes) => {
-                            return Ok(self.buffered_response(parts, bytes, request_id));
-                        }
-                        Forbidden::Unread(incoming) => {
-                            headers::clean_response_headers(&mut parts.headers);
-                            parts
-                                .headers
-                                .insert(headers::X_REQUEST_ID, request_id.clone());
-                            return Ok((parts, incoming.boxed()));
-                        }
                     }
                 }
             }
@@ -394,7 +375,55 @@ impl Forwarder {
             parts
                 .headers
                 .insert(headers::X_REQUEST_ID, request_id.clone());
-            return Ok((parts, incoming.boxed()));
+            let small_error = parts.status.as_u16() >= 400
+                && parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|len| len <= MAX_ERROR_BODY_INSPECTED);
+            if !small_error {
+                let expired_by_header = first_attempt
+                    && parts.status == StatusCode::FORBIDDEN
+                    && upstream_error::is_expired_token(&parts.headers, b"");
+                if let (true, Some(used)) = (expired_by_header, used_credentials) {
+                    rejected_credentials = Some(used);
+                    continue;
+                }
+                return Ok((parts, incoming.boxed()));
+            }
+            // Error answers are small: read them to recognise an expired token (retry once with fresh
+            // credentials) and to restate AWS's own errors in MLflow's shape.
+            let body = match tokio::time::timeout(self.idle_timeout, incoming.collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                _ => Bytes::new(),
+            };
+            if first_attempt && parts.status == StatusCode::FORBIDDEN {
+                if let Some(used) = used_credentials {
+                    if upstream_error::is_expired_token(&parts.headers, &body) {
+                        tracing::info!(request_id = %log.request_id, "upstream says the security token expired; refreshing credentials and retrying once");
+                        rejected_credentials = Some(used);
+                        continue;
+                    }
+                }
+            }
+            let body = match upstream_error::as_mlflow_error(&body, parts.status) {
+                Some(restated) => {
+                    parts.headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    restated
+                }
+                None => body,
+            };
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let body = http_body_util::Full::new(body)
+                .map_err(|never| match never {})
+                .boxed();
+            return Ok((parts, body));
         }
     }
 
@@ -498,67 +527,6 @@ impl Forwarder {
         Ok(cached)
     }
 
-    /// Tells an expired-token 403 from any other 403 (SageMaker names the error in the body and,
-    /// usually, in `x-amzn-ErrorType`).
-    async fn inspect_forbidden(
-        &self,
-        headers: &HeaderMap,
-        incoming: hyper::body::Incoming,
-    ) -> Forbidden {
-        let error_type = headers
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if error_type.contains("ExpiredToken") {
-            return Forbidden::ExpiredToken;
-        }
-        let small = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len <= MAX_ERROR_BODY_INSPECTED);
-        if !small {
-            return Forbidden::Unread(incoming);
-        }
-        let read = tokio::time::timeout(self.idle_timeout, incoming.collect()).await;
-        match read {
-            Ok(Ok(collected)) => {
-                let bytes = collected.to_bytes();
-                let text = String::from_utf8_lossy(&bytes);
-                if text.contains("ExpiredToken")
-                    || text.contains("security token included in the request is expired")
-                {
-                    Forbidden::ExpiredToken
-                } else {
-                    Forbidden::Other(bytes)
-                }
-            }
-            _ => Forbidden::Other(Bytes::from_static(
-                b"{\"error_code\":\"PERMISSION_DENIED\",\"message\":\"upstream refused the request (403)\"}",
-            )),
-        }
-    }
-
-    /// A response whose (small) body was already read.
-    fn buffered_response(
-        &self,
-        mut parts: http::response::Parts,
-        bytes: Bytes,
-        request_id: &HeaderValue,
-    ) -> (http::response::Parts, ResponseBody) {
-        headers::clean_response_headers(&mut parts.headers);
-        parts
-            .headers
-            .insert(headers::X_REQUEST_ID, request_id.clone());
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        let body = http_body_util::Full::new(bytes)
-            .map_err(|never| match never {})
-            .boxed();
-        (parts, body)
-    }
-
     fn classify_client_error(&self, error: &hyper_util::client::legacy::Error) -> Error {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
         let mut chain = Vec::new();
@@ -583,10 +551,4 @@ impl Forwarder {
             self.upstream.base_url()
         ))
     }
-}
-
-enum Forbidden {
-    ExpiredToken,
-    Other(Bytes),
-    Unread(hyper::body::Incoming),
 }

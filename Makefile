@@ -90,11 +90,22 @@ test-frontend: frontend
 
 .PHONY: test-e2e
 test-e2e: build venv
-	PROXY_BIN=$(DEBUG_BIN) $(VENV)/bin/pytest -q tests/e2e
+	PROXY_BIN=$(DEBUG_BIN) $(VENV)/bin/pytest -q -p no:cacheprovider --timeout 300 -rf tests/e2e
+
+# The stand-in and the official-plugin cross-check only (no proxy binary needed).
+.PHONY: test-emulator
+test-emulator: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout 120 tests/e2e/test_emulator_contract.py tests/e2e/test_plugin_crosscheck.py
+
+# Run the stand-in alone; prints and writes its JSON description.
+.PHONY: emulator
+emulator: venv
+	mkdir -p $(ARTIFACTS)
+	$(VENV_PY) -m tests.emulator --state-file $(ARTIFACTS)/emulator.json
 
 .PHONY: test-browser
 test-browser: build venv system-deps
-	PROXY_BIN=$(DEBUG_BIN) ARTIFACTS=$(ARTIFACTS) $(VENV)/bin/pytest -q tests/browser
+	PROXY_BIN=$(DEBUG_BIN) ARTIFACTS=$(ARTIFACTS) $(VENV)/bin/pytest -q -p no:cacheprovider --timeout 300 -rf tests/browser
 
 .PHONY: test-container
 test-container: release venv system-deps

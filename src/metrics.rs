@@ -21,7 +21,7 @@ struct Histogram {
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(&'static str, String, u16), u64>,
+    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     latency: BTreeMap<&'static str, Histogram>,
     upstream_errors: BTreeMap<&'static str, u64>,
 }
@@ -38,6 +38,18 @@ pub struct Gauges {
     pub ui_session_renewals: Option<u64>,
 }
 
+/// The method as a label without allocating (methods outside HTTP's standard set are `OTHER`).
+fn method_label(method: &http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 impl Metrics {
     /// Records one finished request.
     pub fn record(
@@ -52,7 +64,7 @@ impl Metrics {
         };
         *inner
             .requests
-            .entry((class, method.as_str().to_string(), status))
+            .entry((class, method_label(method), status))
             .or_default() += 1;
         let histogram = inner.latency.entry(class).or_default();
         let secs = latency.as_secs_f64();

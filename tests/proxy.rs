@@ -115,10 +115,7 @@ fn app_requests_use_the_sagemaker_service_and_app_header() {
 #[test]
 fn ambiguous_paths_are_refused_with_mlflow_errors() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &["--signing", "none", "--upstream-url", &upstream.url()],
-        &[],
-    );
+    let proxy = start_unsigned_proxy(&upstream, &[]);
     let client = Client::new();
     for path in [
         "/api/2.0/mlflow/%2e%2e/proxy/status",
@@ -139,10 +136,7 @@ fn ambiguous_paths_are_refused_with_mlflow_errors() {
 #[test]
 fn large_responses_stream_with_bounded_memory() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &["--signing", "none", "--upstream-url", &upstream.url()],
-        &[],
-    );
+    let proxy = start_unsigned_proxy(&upstream, &[]);
     let client = Client::new();
     let size: u64 = 512 << 20;
     let (status, total, _) = client.download(&proxy.url(&format!(
@@ -203,17 +197,7 @@ fn large_uploads_spool_hash_and_arrive_intact() {
 #[test]
 fn bodies_over_the_limit_get_413() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
-            "--max-body-size",
-            "1KiB",
-        ],
-        &[],
-    );
+    let proxy = start_unsigned_proxy(&upstream, &["--max-body-size", "1KiB"]);
     let reply = Client::new().send(
         "POST",
         &proxy.url("/api/2.0/mlflow/runs/log-batch"),
@@ -232,17 +216,7 @@ fn bodies_over_the_limit_get_413() {
 #[test]
 fn slow_upstream_gives_504_and_down_upstream_502() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
-            "--request-timeout",
-            "300ms",
-        ],
-        &[],
-    );
+    let proxy = start_unsigned_proxy(&upstream, &["--request-timeout", "300ms"]);
     let client = Client::new();
     let started = Instant::now();
     let reply = client.get(&proxy.url("/api/2.0/mlflow/slow?ms=3000"));
@@ -371,17 +345,7 @@ fn no_credentials_means_503_and_not_ready() {
 #[test]
 fn sigterm_drains_in_flight_requests() {
     let upstream = start_upstream();
-    let mut proxy = start_proxy(
-        &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
-            "--drain-timeout",
-            "10s",
-        ],
-        &[],
-    );
+    let mut proxy = start_unsigned_proxy(&upstream, &["--drain-timeout", "10s"]);
     let url = proxy.url("/api/2.0/mlflow/slow?ms=1500");
     let in_flight = std::thread::spawn(move || Client::new().get(&url));
     std::thread::sleep(Duration::from_millis(400));
@@ -396,16 +360,9 @@ fn sigterm_drains_in_flight_requests() {
 #[test]
 fn the_ui_is_served_under_mlflow_and_embeddable() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
-            "--frame-ancestors",
-            "https://portal.example.com",
-        ],
-        &[],
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &["--frame-ancestors", "https://portal.example.com"],
     );
     let client = Client::new();
     let redirect = client.get(&proxy.url("/mlflow"));
@@ -428,16 +385,9 @@ fn the_ui_is_served_under_mlflow_and_embeddable() {
 #[test]
 fn cross_origin_writes_are_refused_and_allowed_origins_get_cors() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
-            "--cors-allowed-origins",
-            "https://portal.example.com",
-        ],
-        &[],
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &["--cors-allowed-origins", "https://portal.example.com"],
     );
     let client = Client::new();
     let url = proxy.url("/api/2.0/mlflow/experiments/create");
@@ -486,10 +436,7 @@ fn cross_origin_writes_are_refused_and_allowed_origins_get_cors() {
 #[test]
 fn proxy_endpoints_and_unknown_paths() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &["--signing", "none", "--upstream-url", &upstream.url()],
-        &[],
-    );
+    let proxy = start_unsigned_proxy(&upstream, &[]);
     let client = Client::new();
     let status = client.get(&proxy.url("/api/proxy/status")).json();
     assert_eq!(status["mode"], "self-hosted");
@@ -558,10 +505,7 @@ fn secrets_never_appear_in_logs() {
 #[test]
 fn healthcheck_subcommand_exits_by_health() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
-        &["--signing", "none", "--upstream-url", &upstream.url()],
-        &[],
-    );
+    let proxy = start_unsigned_proxy(&upstream, &[]);
     let run = |listen: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_sagemaker-mlflow-proxy"))
             .env_clear()

@@ -49,12 +49,9 @@ allow = ["read", "write"]
     )
     .unwrap();
     let key_url = format!("{}/alb-key/{{kid}}", upstream.url());
-    let proxy = start_proxy(
+    let proxy = start_unsigned_proxy(
+        &upstream,
         &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
             "--auth",
             "alb-oidc,token",
             "--alb-arn",
@@ -66,7 +63,6 @@ allow = ["read", "write"]
             "--policy",
             policy.to_str().unwrap(),
         ],
-        &[],
     );
     Setup {
         upstream,
@@ -700,12 +696,9 @@ fn token_file_reloads_on_sighup() {
 #[test]
 fn rate_limits_and_header_limits_answer_429_and_431() {
     let upstream = start_upstream();
-    let proxy = start_proxy(
+    let proxy = start_unsigned_proxy(
+        &upstream,
         &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
             "--rate-limit",
             "1",
             "--rate-limit-burst",
@@ -713,7 +706,6 @@ fn rate_limits_and_header_limits_answer_429_and_431() {
             "--max-header-count",
             "20",
         ],
-        &[],
     );
     let client = Client::new();
     let url = proxy.url("/api/2.0/mlflow/experiments/search");
@@ -746,12 +738,9 @@ fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
         "default = [\"read\"]\n[[rule]]\ngroups = [\"team-a\"]\nallow = [\"write\"]\nexperiment_prefix = \"team-a/\"\n",
     )
     .unwrap();
-    let proxy = start_proxy(
+    let proxy = start_unsigned_proxy(
+        &upstream,
         &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
             "--auth",
             "token",
             "--token-file",
@@ -759,7 +748,6 @@ fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
             "--policy",
             policy.to_str().unwrap(),
         ],
-        &[],
     );
     let client = Client::new();
     let create = |name: &str| {

@@ -141,18 +141,14 @@ fn serves_https_and_reloads_a_renewed_certificate() {
     let ca = make_ca(dir.path());
     let (cert, key) = make_cert(dir.path(), "first");
     let upstream = start_upstream();
-    let proxy = start_proxy(
+    let proxy = start_unsigned_proxy(
+        &upstream,
         &[
-            "--signing",
-            "none",
-            "--upstream-url",
-            &upstream.url(),
             "--tls-cert",
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
         ],
-        &[],
     );
     let (status, shown) = https_get(proxy.addr, &ca);
     assert_eq!(status, "HTTP/1.1 200 OK");

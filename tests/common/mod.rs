@@ -367,6 +367,14 @@ pub fn start_proxy(args: &[&str], env: &[(&str, &str)]) -> Proxy {
     Proxy { child, addr, log }
 }
 
+/// The proxy in front of `upstream` without signing (as for a self-hosted MLflow), with extra flags.
+pub fn start_unsigned_proxy(upstream: &Upstream, extra: &[&str]) -> Proxy {
+    let url = upstream.url();
+    let mut args = vec!["--signing", "none", "--upstream-url", url.as_str()];
+    args.extend_from_slice(extra);
+    start_proxy(&args, &[])
+}
+
 /// Static credentials in the environment, as a CI job or laptop would have.
 pub fn static_creds() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -394,6 +402,24 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads a whole response into a [`Reply`].
+async fn into_reply<B>(response: hyper::Response<B>) -> Reply
+where
+    B: hyper::body::Body,
+{
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
     }
 }
 
@@ -425,18 +451,7 @@ impl Client {
         }
         let request = builder.body(Full::new(body.into())).unwrap();
         self.runtime.block_on(async {
-            let response = self.inner.request(request).await.expect("request");
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            Reply {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-            }
+            into_reply(self.inner.request(request).await.expect("request")).await
         })
     }
 
@@ -494,18 +509,7 @@ impl Client {
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .unwrap();
         self.runtime.block_on(async {
-            let response = runtime_client.request(request).await.expect("request");
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            Reply {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-            }
+            into_reply(runtime_client.request(request).await.expect("request")).await
         })
     }
 }

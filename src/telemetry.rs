@@ -70,6 +70,8 @@ pub fn init(format: LogFormat, filter: &str, otlp: Option<&str>) -> Telemetry {
         );
     let fmt_layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            // Colours only on a terminal, never in log files or CloudWatch.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

@@ -528,3 +528,33 @@ fn healthcheck_subcommand_exits_by_health() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("healthcheck:"));
 }
+
+#[test]
+fn text_logs_have_no_colour_codes_when_not_on_a_terminal() {
+    let upstream = start_upstream();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sagemaker-mlflow-proxy"));
+    let mut child = command
+        .args([
+            "--signing",
+            "none",
+            "--upstream-url",
+            &upstream.url(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening"), "{line}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "ANSI escape codes in a piped log: {line:?}"
+    );
+}

@@ -112,8 +112,25 @@ test-container: release venv system-deps
 	PROXY_BIN=$(RELEASE_BIN) bash tests/container/check.sh
 
 .PHONY: test
-test: lint test-rust test-frontend test-e2e test-browser test-container
+test: lint test-rust test-frontend test-e2e test-browser test-container fuzz
 	@echo "make test: all suites passed"
+
+# Fuzzing: ARN parsing, path classification and ALB token parsing, each for a bounded time. Built
+# without a sanitizer (`-s none`), which the stable toolchain supports; the targets' own assertions and
+# Rust's bounds checks catch what they look for.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 20
+.PHONY: fuzz
+fuzz: frontend
+	cargo fuzz --version 2>/dev/null | grep -q "$(CARGO_FUZZ_VERSION)" || $(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+	$(CARGO) fuzz build -s none
+	mkdir -p fuzz/artifacts
+	for target in arn_parse path_classify jwt_parse; do \
+	  log=fuzz/artifacts/$$target.log; \
+	  $(CARGO) fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) > $$log 2>&1 \
+	    || { tail -n 60 $$log; echo "fuzz target $$target failed"; exit 1; }; \
+	  echo "fuzz $$target: $$(tail -n 1 $$log)"; \
+	done
 
 # ---------------------------------------------------------------------------------------------
 # Demo and benchmarks

@@ -1,0 +1,25 @@
+//! Path validation, route classification and query canonicalisation never panic; an accepted path has
+//! no dot segments or encoded slashes, and canonical queries are stable.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sagemaker_mlflow_proxy::policy::classify;
+use sagemaker_mlflow_proxy::proxy::{path, query};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (path_part, query_part) = text.split_once('?').unwrap_or((text, ""));
+    if path::validate_path(path_part).is_ok() {
+        for segment in path_part.split('/') {
+            let decoded = path::percent_decode_strict(segment).expect("validated");
+            assert!(decoded != b"." && decoded != b"..");
+        }
+        for method in [http::Method::GET, http::Method::POST, http::Method::DELETE, http::Method::PUT] {
+            let _ = classify(&method, path_part, Some(query_part.as_bytes()));
+        }
+        let _ = path::is_mlflow_api_path(path_part);
+    }
+    if let Ok(canonical) = query::canonicalize_query(query_part) {
+        assert_eq!(query::canonicalize_query(&canonical).ok().as_deref(), Some(canonical.as_str()));
+    }
+});

@@ -137,6 +137,26 @@ impl App {
     }
 }
 
+/// The admin listener's routes: health, readiness and metrics, nothing else.
+pub fn admin_routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let with_app = warp::any().map(move || app.clone());
+    let healthz = warp::path!("healthz").map(ops::healthz);
+    let readyz = warp::path!("readyz")
+        .and(with_app.clone())
+        .map(|app: Arc<App>| ops::readyz(&app));
+    let metrics = warp::path!("metrics")
+        .and(with_app)
+        .map(|app: Arc<App>| ops::metrics(&app));
+    warp::get()
+        .and(healthz.or(readyz).unify().or(metrics).unify())
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, Infallible>(rejection_response(rejection))
+        })
+        .unify()
+}
+
 /// Re-reads the token file on every SIGHUP; a broken file keeps the tokens in force.
 async fn reload_tokens_on_sighup(store: Arc<crate::auth::tokens::TokenStore>) {
     #[cfg(unix)]
@@ -186,10 +206,16 @@ pub fn routes(
 
     // Each route is boxed: it keeps the composed filter type (and compile times) small.
     let healthz = warp::path!("healthz").map(ops::healthz).boxed();
+    // With --admin-listen, metrics are served there only (the main port may face the internet).
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_app.clone())
-        .map(|app: Arc<App>| ops::metrics(&app))
+        .map(|app: Arc<App>| match app.settings.admin_listen {
+            Some(_) => {
+                Error::NotFound("/metrics is served on --admin-listen".into()).into_response()
+            }
+            None => ops::metrics(&app),
+        })
         .boxed();
     let readyz = warp::path!("readyz")
         .and(with_app.clone())

@@ -78,6 +78,10 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// A second address serving only /healthz, /readyz and /metrics (then /metrics leaves the main port).
+    #[arg(long, env = "MLFLOW_PROXY_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// PEM certificate chain: serve HTTPS directly (reloaded when the file changes). Needs --tls-key.
     #[arg(long, env = "MLFLOW_PROXY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -278,6 +282,7 @@ pub struct Args {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
     /// Certificate and key files when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub upstream: Upstream,
@@ -601,6 +606,7 @@ impl Args {
         };
         Ok(Settings {
             listen: self.listen,
+            admin_listen: self.admin_listen,
             tls,
             upstream,
             assume_role,

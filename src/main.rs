@@ -82,7 +82,38 @@ async fn serve(settings: config::Settings) -> ExitCode {
         },
         None => None,
     };
-    server::serve(app, listener, tls, shutdown_signal()).await;
+    let admin_listener = match app.settings.admin_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot listen (--admin-listen)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    if let Some(admin) = admin_listener {
+        let bound = admin
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(admin_listen = %bound, "admin endpoints listening");
+        tokio::spawn(server::serve_admin(
+            app.clone(),
+            admin,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    server::serve(app, listener, tls, stopped(stop_rx)).await;
     ExitCode::SUCCESS
 }
 

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tower_service::Service;
 
-use crate::app::{routes, App};
+use crate::app::{admin_routes, routes, App};
 
 /// The address of the client that opened the connection (a request extension).
 #[derive(Clone, Copy, Debug)]
@@ -106,15 +106,43 @@ fn load_config(cert: &PathBuf, key: &PathBuf) -> Result<rustls::ServerConfig, St
     Ok(config)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests for at most `--drain-timeout`.
+/// Serves the proxy until `shutdown` resolves, then drains in-flight requests for at most
+/// `--drain-timeout`.
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     tls: Option<Arc<TlsReloader>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let filter = routes(app.clone());
+    serve_filter(app, listener, tls, filter, shutdown).await
+}
+
+/// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`) on `--admin-listen`.
+pub async fn serve_admin(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let filter = admin_routes(app.clone());
+    serve_filter(app, listener, None, filter, shutdown).await
+}
+
+async fn serve_filter<F>(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    filter: F,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     let drain_timeout = app.settings.drain_timeout;
-    let service = warp::service(routes(app.clone()));
+    let service = warp::service(filter);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch());

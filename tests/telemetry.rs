@@ -225,3 +225,42 @@ fn metrics_move_with_traffic() {
     assert!(metric(&after, "mlflow_proxy_credential_refreshes_total") >= 1);
     assert!(after.contains("mlflow_proxy_in_flight_requests"));
 }
+
+#[test]
+fn metrics_move_to_the_admin_listener_when_one_is_set() {
+    let upstream = start_upstream();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let admin_arg = admin.to_string();
+    let proxy = start_unsigned_proxy(&upstream, &["--admin-listen", &admin_arg]);
+    let client = Client::new();
+    let mut admin_metrics = client.get(&format!("http://{admin}/metrics"));
+    for _ in 0..50 {
+        if admin_metrics.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        admin_metrics = client.get(&format!("http://{admin}/metrics"));
+    }
+    assert_eq!(admin_metrics.status, 200);
+    assert!(
+        String::from_utf8_lossy(&admin_metrics.body).contains("mlflow_proxy_in_flight_requests")
+    );
+    assert_eq!(client.get(&format!("http://{admin}/healthz")).status, 200);
+    assert_eq!(client.get(&format!("http://{admin}/readyz")).status, 200);
+    assert_eq!(
+        client
+            .get(&format!("http://{admin}/api/2.0/mlflow/experiments/search"))
+            .status,
+        404,
+        "the admin port proxies nothing"
+    );
+    assert_eq!(
+        client.get(&proxy.url("/metrics")).status,
+        404,
+        "metrics left the main port"
+    );
+    assert!(upstream.requests().is_empty());
+}

@@ -3,6 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// mimalloc instead of glibc's allocator: the profile of `make bench` showed glibc malloc/free at ~29% of
+/// the proxy's user CPU and its per-thread arenas growing idle RSS after load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sagemaker_mlflow_proxy::{app, config, healthcheck, server, telemetry};
 
 fn main() -> ExitCode {
@@ -50,6 +55,16 @@ async fn serve(settings: config::Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let admin_listener = match settings.admin_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot listen (--admin-listen)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     if settings.auth.modes.contains(&config::AuthMode::None) && !listen.ip().is_loopback() {
         tracing::warn!(%listen, "inbound authentication is off (--auth none) and the proxy listens beyond loopback: anyone who reaches it acts with its AWS identity");
     }
@@ -77,16 +92,6 @@ async fn serve(settings: config::Settings) -> ExitCode {
             Ok(tls) => Some(tls),
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the TLS certificate (--tls-cert, --tls-key)");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    let admin_listener = match app.settings.admin_listen {
-        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => Some(listener),
-            Err(e) => {
-                tracing::error!(%addr, error = %e, "cannot listen (--admin-listen)");
                 return ExitCode::FAILURE;
             }
         },

@@ -256,30 +256,33 @@ impl Forwarder {
             Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
             _ => None,
         };
+        let body = self
+            .read_body(&inbound.method, &inbound.headers, inbound.body)
+            .await?;
+        log.bytes_in = body.len();
+
+        // The forwarded headers, built afresh for each attempt (a retry is rare; a copy per request is not).
         let client_info = ClientInfo {
             remote: inbound.remote,
             host: inbound.headers.get(header::HOST),
             proto: "http",
             trusted_proxies: &self.trusted_proxies,
         };
-        let mut upstream_headers =
-            headers::forward_request_headers(&inbound.headers, &client_info, request_id);
-
-        let body = self
-            .read_body(&inbound.method, &inbound.headers, inbound.body)
-            .await?;
-        log.bytes_in = body.len();
-
         let method_has_body = matches!(inbound.method, Method::POST | Method::PUT | Method::PATCH);
-        if !body.is_empty() || method_has_body {
-            upstream_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        if let Some(signing) = &self.upstream.signing {
-            upstream_headers.insert(
-                signing.routing_header.clone(),
-                signing.routing_value.clone(),
-            );
-        }
+        let build_headers = || {
+            let mut built =
+                headers::forward_request_headers(&inbound.headers, &client_info, request_id);
+            if !body.is_empty() || method_has_body {
+                built.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            }
+            if let Some(signing) = &self.upstream.signing {
+                built.insert(
+                    signing.routing_header.clone(),
+                    signing.routing_value.clone(),
+                );
+            }
+            built
+        };
 
         // At most two attempts: the second only after the upstream rejected expired credentials
         // (then refreshed) or a stale UI session (then renewed).
@@ -287,7 +290,7 @@ impl Forwarder {
         let mut rejected_session: Option<Arc<Session>> = None;
         loop {
             let first_attempt = rejected_credentials.is_none() && rejected_session.is_none();
-            let mut request_headers = upstream_headers.clone();
+            let mut request_headers = build_headers();
             let (uri, used_credentials, used_session) = match auth {
                 UpstreamAuth::Session(ui) => {
                     let session = match &rejected_session {

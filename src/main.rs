@@ -4,10 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's allocator: the profile of `make bench` showed glibc malloc/free at ~29% of
-/// the proxy's user CPU and its per-thread arenas growing idle RSS after load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sagemaker_mlflow_proxy::{app, config, healthcheck, server, telemetry};
 
 fn main() -> ExitCode {

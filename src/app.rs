@@ -434,7 +434,12 @@ where
     } else {
         class.map(policy::Class::name).unwrap_or("unknown")
     };
-    let experiment = named_experiment(&query, body_bytes.as_deref());
+    // Only a policy uses the experiment name (prefix rules); skip the body parse otherwise.
+    let experiment = app
+        .policy
+        .is_enforced()
+        .then(|| named_experiment(&query, body_bytes.as_deref()))
+        .flatten();
     if let Err(denial) = app.policy.check(&identity, class, experiment.as_deref()) {
         tracing::info!(target: "audit", who = %identity.name, path = %inbound.path, method = %inbound.method, reason = %denial, "denied");
         return json_error(

@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use common::*;
-use sagemaker_mlflow_proxy::auth::alb::testing::TestSigner;
+use sagemaker_mlflow_proxy::auth::alb::testing::{alb_header, expiry_in, TestSigner};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -73,15 +73,7 @@ allow = ["read", "write"]
 }
 
 fn future() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600
-}
-
-fn alb_header(alg: &str, kid: &str, signer: &str, exp: u64) -> Value {
-    json!({"alg": alg, "kid": kid, "signer": signer, "exp": exp, "iss": "https://idp.example.com", "client": "c", "typ": "JWT"})
+    expiry_in(600)
 }
 
 fn bearer(token: &str) -> String {

@@ -250,6 +250,20 @@ pub mod testing {
         pair: EcdsaKeyPair,
     }
 
+    /// Seconds since the epoch, `secs` from now (a token `exp`).
+    pub fn expiry_in(secs: u64) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            + secs
+    }
+
+    /// An ALB-shaped token header.
+    pub fn alb_header(alg: &str, kid: &str, signer: &str, exp: u64) -> Value {
+        serde_json::json!({"alg": alg, "kid": kid, "signer": signer, "exp": exp, "typ": "JWT", "iss": "https://idp.example.com", "client": "c"})
+    }
+
     impl Default for TestSigner {
         fn default() -> Self {
             Self::new()
@@ -301,16 +315,10 @@ mod tests {
         "arn:aws:elasticloadbalancing:us-west-2:111122223333:loadbalancer/app/mlflow/abc";
 
     fn future() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600
+        super::testing::expiry_in(600)
     }
 
-    fn header(alg: &str, kid: &str, signer: &str, exp: u64) -> Value {
-        json!({"alg": alg, "kid": kid, "signer": signer, "exp": exp, "typ": "JWT", "iss": "https://idp.example.com", "client": "c"})
-    }
+    use super::testing::alb_header as header;
 
     fn verify(signer: &TestSigner, token: &str) -> Result<Value, JwtError> {
         let parsed = parse_and_check(token, SIGNER, SystemTime::now())?;

@@ -324,14 +324,16 @@ pub fn routes(
         })
         .boxed();
 
-    healthz
+    // MLflow API calls are nearly all the traffic: their route is tried first (it declines every
+    // other path, the proxy's own `/api/proxy/` included), so they skip the other routes' filters.
+    mlflow_api
+        .or(healthz)
+        .unify()
         .or(readyz)
         .unify()
         .or(metrics)
         .unify()
         .or(proxy_api)
-        .unify()
-        .or(mlflow_api)
         .unify()
         .or(mlflow_ui_redirect)
         .unify()
@@ -421,8 +423,8 @@ where
     let class = if is_graphql {
         let text = body_bytes.clone().unwrap_or_else(|| {
             crate::proxy::path::percent_decode_strict(&query.replace('+', " "))
+                .map(|decoded| Bytes::from(decoded.into_owned()))
                 .unwrap_or_default()
-                .into()
         });
         policy::classify(&inbound.method, upstream_path, Some(&text))
     } else {
@@ -469,10 +471,9 @@ where
         String::new()
     };
 
-    let mut response = app
-        .forwarder
-        .forward(inbound, upstream_path, upstream_auth)
-        .await;
+    // Boxed: forwarding is the largest future here, and without the box every layer of the route
+    // (warp's `then`, `or` and boxed filters) would copy its full size on each move.
+    let mut response = Box::pin(app.forwarder.forward(inbound, upstream_path, upstream_auth)).await;
 
     if audited {
         let request_id = response
@@ -510,7 +511,8 @@ where
 fn named_experiment(query: &str, body: Option<&[u8]>) -> Option<String> {
     for pair in query.split('&') {
         if let Some(value) = pair.strip_prefix("experiment_name=") {
-            let decoded = crate::proxy::path::percent_decode_strict(&value.replace('+', " "))?;
+            let spaced = value.replace('+', " ");
+            let decoded = crate::proxy::path::percent_decode_strict(&spaced)?;
             return Some(String::from_utf8_lossy(&decoded).into_owned());
         }
     }

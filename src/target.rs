@@ -139,6 +139,8 @@ pub struct Upstream {
     pub scheme: http::uri::Scheme,
     /// host[:port], also used as the `Host` header.
     pub authority: http::uri::Authority,
+    /// `authority` as a header value, made once (every request sends it).
+    pub host_header: http::HeaderValue,
     /// A path prefix of the base URL without trailing slash ("" for none).
     pub base_path: String,
     /// Present when requests are signed with SigV4.
@@ -203,9 +205,12 @@ impl Upstream {
             return Err(error("a query string is not allowed in the base URL"));
         }
         let base_path = uri.path().trim_end_matches('/').to_string();
+        let host_header = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|_| error("the host is not a valid Host header"))?;
         Ok(Upstream {
             scheme,
             authority,
+            host_header,
             base_path,
             signing,
         })

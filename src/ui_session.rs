@@ -85,12 +85,13 @@ impl UiSession {
                 return Ok(session);
             }
         }
-        self.renew_replacing(None).await
+        // Boxed: renewal (two upstream calls) is rare and large; see `CredentialCache::get`.
+        Box::pin(self.renew_replacing(None)).await
     }
 
     /// Renews because the upstream no longer accepted `stale`; concurrent callers share one renewal.
     pub async fn renew_after_rejection(&self, stale: &Session) -> Result<Arc<Session>, Error> {
-        self.renew_replacing(Some(stale)).await
+        Box::pin(self.renew_replacing(Some(stale))).await
     }
 
     async fn renew_replacing(&self, stale: Option<&Session>) -> Result<Arc<Session>, Error> {

@@ -197,7 +197,8 @@ impl AlbVerifier {
                 _ => {}
             }
         }
-        let fetched = self.fetch(kid).await;
+        // Boxed: a key fetch is rare and its future large; see `CredentialCache::get`.
+        let fetched = Box::pin(self.fetch(kid)).await;
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() >= MAX_CACHED_KEYS {
                 keys.retain(|_, v| matches!(v, CachedKey::Point(_)));

@@ -14,6 +14,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use crate::aws::sigv4::SigningKeys;
 use crate::config::AssumeRoleSettings;
 use crate::error::Error;
 
@@ -143,9 +144,19 @@ impl CredentialSource {
 pub struct CachedCredentials {
     pub credentials: Credentials,
     pub fetched_at: SystemTime,
+    /// The SigV4 signing keys derived from these credentials (one per day, region and service).
+    pub signing_keys: SigningKeys,
 }
 
 impl CachedCredentials {
+    pub fn new(credentials: Credentials, fetched_at: SystemTime) -> Self {
+        CachedCredentials {
+            credentials,
+            fetched_at,
+            signing_keys: SigningKeys::default(),
+        }
+    }
+
     fn usable_at(&self, now: SystemTime) -> bool {
         match self.credentials.expiry() {
             None => true,
@@ -208,7 +219,9 @@ impl CredentialCache {
                 return Ok(cached);
             }
         }
-        self.refresh_replacing(None).await
+        // Boxed: the refresh future (the AWS SDK's provider call) is large and rarely needed, and
+        // every request's future would otherwise carry its size.
+        Box::pin(self.refresh_replacing(None)).await
     }
 
     /// Refreshes because the upstream rejected `rejected` as expired. Concurrent callers that saw the
@@ -217,7 +230,7 @@ impl CredentialCache {
         self: &Arc<Self>,
         rejected: &CachedCredentials,
     ) -> Result<Arc<CachedCredentials>, Error> {
-        self.refresh_replacing(Some(rejected)).await
+        Box::pin(self.refresh_replacing(Some(rejected))).await
     }
 
     async fn refresh_replacing(
@@ -241,10 +254,7 @@ impl CredentialCache {
     async fn fetch_and_store(&self) -> Result<Arc<CachedCredentials>, Error> {
         match self.source.fetch().await {
             Ok(credentials) => {
-                let cached = Arc::new(CachedCredentials {
-                    credentials,
-                    fetched_at: SystemTime::now(),
-                });
+                let cached = Arc::new(CachedCredentials::new(credentials, SystemTime::now()));
                 self.current.store(Some(cached.clone()));
                 self.last_error.store(None);
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
@@ -456,16 +466,16 @@ mod tests {
             .duration_since(due)
             .unwrap();
         assert_eq!(ahead, MAX_REFRESH_AHEAD);
-        let short = CachedCredentials {
-            credentials: Credentials::new(
+        let short = CachedCredentials::new(
+            Credentials::new(
                 "a",
                 "b",
                 None,
                 Some(first.fetched_at + Duration::from_secs(60)),
                 "t",
             ),
-            fetched_at: first.fetched_at,
-        };
+            first.fetched_at,
+        );
         let short_ahead = short
             .credentials
             .expiry()

@@ -119,7 +119,7 @@ impl ControlPlane {
             &self.endpoint,
             &mut headers,
             &hex::encode(Sha256::digest(&payload)),
-            &cached.credentials,
+            &cached,
             &Scope {
                 service: "sagemaker",
                 region: &self.region,

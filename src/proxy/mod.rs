@@ -440,11 +440,7 @@ impl Forwarder {
         let uri = upstream
             .uri_for(path, query)
             .map_err(|e| Error::BadRequest(format!("cannot build the upstream URL: {e}")))?;
-        headers.insert(
-            header::HOST,
-            HeaderValue::from_str(upstream.authority.as_str())
-                .map_err(|e| Error::Internal(format!("upstream host header: {e}")))?,
-        );
+        headers.insert(header::HOST, upstream.host_header.clone());
         Ok(uri)
     }
 
@@ -523,7 +519,7 @@ impl Forwarder {
             uri,
             headers,
             body.sha256_hex(),
-            &cached.credentials,
+            &cached,
             &scope,
             SystemTime::now(),
         )?;

@@ -4,6 +4,8 @@
 //! (also percent-encoded), no empty segments, no encoded slashes or backslashes, no control characters,
 //! no broken percent-escapes. Such paths are refused with 400, never normalised into another route.
 
+use std::borrow::Cow;
+
 use crate::error::Error;
 
 /// Path prefixes of MLflow's REST API and downloads that are forwarded unchanged (PROTOCOL.md section 4).
@@ -44,17 +46,16 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
     if !path.starts_with('/') {
         return bad("it must start with '/'");
     }
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
-    for (index, segment) in segments.iter().enumerate() {
-        if segment.is_empty() && index != last {
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if segment.is_empty() && segments.peek().is_some() {
             return bad("empty segment ('//')");
         }
         let decoded = match percent_decode_strict(segment) {
             Some(decoded) => decoded,
             None => return bad("broken percent-encoding"),
         };
-        if decoded == b"." || decoded == b".." {
+        if *decoded == *b"." || *decoded == *b".." {
             return bad("'.' or '..' segment");
         }
         if decoded.contains(&b'/') && !segment.contains('/') {
@@ -70,9 +71,13 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Percent-decodes, returning `None` for a `%` not followed by two hex digits.
-pub fn percent_decode_strict(input: &str) -> Option<Vec<u8>> {
+/// Percent-decodes, returning `None` for a `%` not followed by two hex digits. Borrows when there is
+/// nothing to decode (most path segments and query values).
+pub fn percent_decode_strict(input: &str) -> Option<Cow<'_, [u8]>> {
     let bytes = input.as_bytes();
+    if !bytes.contains(&b'%') {
+        return Some(Cow::Borrowed(bytes));
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -86,10 +91,11 @@ pub fn percent_decode_strict(input: &str) -> Option<Vec<u8>> {
             i += 1;
         }
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
-fn hex_value(b: u8) -> Option<u8> {
+/// The value of one hex digit.
+pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -177,8 +183,9 @@ mod tests {
 
     #[test]
     fn strict_decoding() {
-        assert_eq!(percent_decode_strict("a%20b").unwrap(), b"a b");
-        assert_eq!(percent_decode_strict("%41%7e").unwrap(), b"A~");
+        assert_eq!(*percent_decode_strict("a%20b").unwrap(), *b"a b");
+        assert_eq!(*percent_decode_strict("%41%7e").unwrap(), *b"A~");
+        assert_eq!(*percent_decode_strict("plain").unwrap(), *b"plain");
         assert!(percent_decode_strict("%g0").is_none());
         assert!(percent_decode_strict("%").is_none());
     }

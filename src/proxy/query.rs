@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::error::Error;
-use crate::proxy::path::percent_decode_strict;
+use crate::proxy::path::hex_value;
 
 /// Rewrites a raw query string into its canonical form; order and repeated keys are kept.
 pub fn canonicalize_query(raw: &str) -> Result<String, Error> {
@@ -18,30 +18,41 @@ pub fn canonicalize_query(raw: &str) -> Result<String, Error> {
         if !out.is_empty() {
             out.push('&');
         }
-        encode_component(&decode_component(key)?, &mut out);
+        recode_component(key, &mut out)?;
         out.push('=');
-        encode_component(&decode_component(value)?, &mut out);
+        recode_component(value, &mut out)?;
     }
     Ok(out)
 }
 
-fn decode_component(component: &str) -> Result<Vec<u8>, Error> {
-    let spaced = component.replace('+', " ");
-    percent_decode_strict(&spaced).ok_or_else(|| {
-        Error::BadRequest(format!(
-            "invalid percent-encoding in query parameter {component:?}"
-        ))
-    })
-}
-
-fn encode_component(bytes: &[u8], out: &mut String) {
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
+/// Decodes one component (`+` is a space, `%XX` a byte) and appends it strictly encoded, in one pass.
+fn recode_component(component: &str, out: &mut String) -> Result<(), Error> {
+    let bytes = component.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = match bytes[i] {
+            b'+' => b' ',
+            b'%' => {
+                let high = bytes.get(i + 1).and_then(|b| hex_value(*b));
+                let low = bytes.get(i + 2).and_then(|b| hex_value(*b));
+                let (Some(high), Some(low)) = (high, low) else {
+                    return Err(Error::BadRequest(format!(
+                        "invalid percent-encoding in query parameter {component:?}"
+                    )));
+                };
+                i += 2;
+                high << 4 | low
+            }
+            other => other,
+        };
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
         } else {
-            let _ = write!(out, "%{b:02X}");
+            let _ = write!(out, "%{byte:02X}");
         }
+        i += 1;
     }
+    Ok(())
 }
 
 #[cfg(test)]

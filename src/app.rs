@@ -14,6 +14,7 @@ use bytes::{Buf, Bytes};
 use futures_util::future::Either;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use opentelemetry::metrics::Meter;
 use serde_json::json;
 use warp::filters::path::FullPath;
 use warp::{Filter, Rejection};
@@ -26,6 +27,7 @@ use crate::browser;
 use crate::config::{Settings, UiAuth};
 use crate::error::{json_error, Error};
 use crate::limits::{Limits, Refusal};
+use crate::metrics::Gauges;
 use crate::ops;
 use crate::policy::{self, Policy};
 use crate::proxy::{path::is_mlflow_api_path, Forwarder, Inbound, UpstreamAuth};
@@ -126,6 +128,59 @@ impl App {
         }
         if let Some(store) = self.authenticator.token_store() {
             tokio::spawn(reload_tokens_on_sighup(store));
+        }
+    }
+
+    /// The figures owned outside the metrics registry, read at scrape or export time.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            in_flight: self.stats.in_flight(),
+            credential_refreshes: self.aws.as_ref().map(|a| a.credentials.status().refreshes),
+            ui_session_renewals: self.ui_session.as_ref().map(|s| s.renewals()),
+        }
+    }
+
+    /// Exports the metrics over OTLP too: the per-request instruments, and the gauges as observable
+    /// instruments read at each export.
+    pub fn export_metrics(self: &Arc<Self>, meter: &Meter) {
+        self.stats.metrics.export_over_otlp(meter);
+        // Weak: the meter provider (owned by main) must not keep the application alive.
+        let app = Arc::downgrade(self);
+        let read = move || app.upgrade().map(|app| app.gauges());
+        let reader = read.clone();
+        meter
+            .i64_observable_up_down_counter("http.server.active_requests")
+            .with_description("Requests being handled now.")
+            .with_callback(move |observer| {
+                if let Some(gauges) = reader() {
+                    observer.observe(gauges.in_flight, &[]);
+                }
+            })
+            .build();
+        if self.aws.is_some() {
+            let reader = read.clone();
+            meter
+                .u64_observable_counter("mlflow_proxy.credential.refreshes")
+                .with_description(
+                    "AWS credential fetches (start-up, ahead of expiry, after rejection).",
+                )
+                .with_callback(move |observer| {
+                    if let Some(n) = reader().and_then(|g| g.credential_refreshes) {
+                        observer.observe(n, &[]);
+                    }
+                })
+                .build();
+        }
+        if self.ui_session.is_some() {
+            meter
+                .u64_observable_counter("mlflow_proxy.ui_session.renewals")
+                .with_description("Upstream UI sessions established.")
+                .with_callback(move |observer| {
+                    if let Some(n) = read().and_then(|g| g.ui_session_renewals) {
+                        observer.observe(n, &[]);
+                    }
+                })
+                .build();
         }
     }
 

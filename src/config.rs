@@ -309,8 +309,20 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     pub log_format: LogFormat,
     pub log_level: String,
-    /// The service name traces are exported under, when OTLP export is on.
-    pub otlp_service_name: Option<String>,
+    /// What goes out over OTLP, when an endpoint is configured.
+    pub otlp: Option<OtlpSettings>,
+}
+
+/// OpenTelemetry export, from the standard `OTEL_*` variables (the exporters read the endpoint,
+/// headers, timeouts and intervals themselves).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpSettings {
+    /// `OTEL_SERVICE_NAME`, default `sagemaker-mlflow-proxy`.
+    pub service_name: String,
+    /// Spans, unless `OTEL_TRACES_EXPORTER=none` or no traces endpoint is set.
+    pub traces: bool,
+    /// Metrics, unless `OTEL_METRICS_EXPORTER=none` or no metrics endpoint is set.
+    pub metrics: bool,
 }
 
 /// Inbound authentication settings.
@@ -373,7 +385,10 @@ pub struct PluginEnv {
     pub assume_role_arn: Option<String>,
     /// The OTLP traces endpoint if one is configured (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, unless `OTEL_TRACES_EXPORTER=none`).
-    pub otlp_endpoint: Option<String>,
+    pub otlp_traces_endpoint: Option<String>,
+    /// The OTLP metrics endpoint likewise (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, unless `OTEL_METRICS_EXPORTER=none`).
+    pub otlp_metrics_endpoint: Option<String>,
     /// `OTEL_SERVICE_NAME`, default `sagemaker-mlflow-proxy`.
     pub otel_service_name: Option<String>,
     /// The AWS SDK's standard endpoint override for SageMaker (`AWS_ENDPOINT_URL_SAGEMAKER`, else
@@ -382,6 +397,19 @@ pub struct PluginEnv {
 }
 
 impl PluginEnv {
+    fn otlp_settings(&self) -> Option<OtlpSettings> {
+        let traces = self.otlp_traces_endpoint.is_some();
+        let metrics = self.otlp_metrics_endpoint.is_some();
+        (traces || metrics).then(|| OtlpSettings {
+            service_name: self
+                .otel_service_name
+                .clone()
+                .unwrap_or_else(|| "sagemaker-mlflow-proxy".to_string()),
+            traces,
+            metrics,
+        })
+    }
+
     pub fn from_process_env() -> Self {
         let read = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         PluginEnv {
@@ -389,9 +417,12 @@ impl PluginEnv {
             assume_role_arn: read("SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN"),
             sagemaker_endpoint: read("AWS_ENDPOINT_URL_SAGEMAKER")
                 .or_else(|| read("AWS_ENDPOINT_URL")),
-            otlp_endpoint: read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            otlp_traces_endpoint: read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                 .or_else(|| read("OTEL_EXPORTER_OTLP_ENDPOINT"))
                 .filter(|_| read("OTEL_TRACES_EXPORTER").as_deref() != Some("none")),
+            otlp_metrics_endpoint: read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+                .or_else(|| read("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                .filter(|_| read("OTEL_METRICS_EXPORTER").as_deref() != Some("none")),
             otel_service_name: read("OTEL_SERVICE_NAME"),
         }
     }
@@ -636,12 +667,7 @@ impl Args {
             trusted_proxies,
             log_format: self.log_format,
             log_level: self.log_level.clone(),
-            otlp_service_name: plugin_env.otlp_endpoint.as_ref().map(|_| {
-                plugin_env
-                    .otel_service_name
-                    .clone()
-                    .unwrap_or_else(|| "sagemaker-mlflow-proxy".to_string())
-            }),
+            otlp: plugin_env.otlp_settings(),
         })
     }
 }
@@ -936,6 +962,36 @@ mod tests {
             .validate(&env)
             .unwrap();
         assert_eq!(s.upstream.base_url(), "http://127.0.0.1:7000");
+    }
+
+    #[test]
+    fn otlp_signals_follow_their_endpoints() {
+        let none = args(&["--arn", TS])
+            .validate(&PluginEnv::default())
+            .unwrap();
+        assert_eq!(none.otlp, None);
+        let metrics_only = PluginEnv {
+            otlp_metrics_endpoint: Some("http://127.0.0.1:4318".into()),
+            otel_service_name: Some("mlflow-gateway".into()),
+            ..PluginEnv::default()
+        };
+        let s = args(&["--arn", TS]).validate(&metrics_only).unwrap();
+        assert_eq!(
+            s.otlp,
+            Some(OtlpSettings {
+                service_name: "mlflow-gateway".into(),
+                traces: false,
+                metrics: true,
+            })
+        );
+        let both = PluginEnv {
+            otlp_traces_endpoint: Some("http://127.0.0.1:4318".into()),
+            otlp_metrics_endpoint: Some("http://127.0.0.1:4318".into()),
+            ..PluginEnv::default()
+        };
+        let otlp = args(&["--arn", TS]).validate(&both).unwrap().otlp.unwrap();
+        assert!(otlp.traces && otlp.metrics);
+        assert_eq!(otlp.service_name, "sagemaker-mlflow-proxy");
     }
 
     #[test]

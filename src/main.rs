@@ -35,14 +35,14 @@ async fn run(settings: config::Settings) -> ExitCode {
     let telemetry = telemetry::init(
         settings.log_format,
         &settings.log_level,
-        settings.otlp_service_name.as_deref(),
+        settings.otlp.as_ref(),
     );
-    let code = serve(settings).await;
+    let code = serve(settings, &telemetry).await;
     telemetry.shutdown();
     code
 }
 
-async fn serve(settings: config::Settings) -> ExitCode {
+async fn serve(settings: config::Settings, telemetry: &telemetry::Telemetry) -> ExitCode {
     let listen = settings.listen;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
@@ -72,6 +72,9 @@ async fn serve(settings: config::Settings) -> ExitCode {
         }
     };
     app.start_background();
+    if let Some(meter) = telemetry.meter() {
+        app.export_metrics(&meter);
+    }
     let bound = listener
         .local_addr()
         .map(|a| a.to_string())

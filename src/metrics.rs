@@ -1,11 +1,17 @@
-//! Prometheus metrics at `/metrics`: requests by route class, method and status; request latency
-//! histograms by route class; upstream errors by kind; requests in flight; credential refreshes and UI
-//! session renewals (read from their owners when scraped).
+//! Prometheus metrics at `/metrics`: requests by route class, method and status; request and upstream
+//! latency histograms by route class; upstream errors by kind; requests in flight; credential refreshes
+//! and UI session renewals (read from their owners when scraped).
+//!
+//! When metrics are exported over OTLP as well, each request is also recorded into OpenTelemetry
+//! instruments ([`Metrics::export_over_otlp`]), named after OpenTelemetry's HTTP conventions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Histogram as OtelHistogram, Meter};
+use opentelemetry::KeyValue;
 
 /// Latency histogram bucket bounds in seconds.
 const BUCKETS: [f64; 14] = [
@@ -19,16 +25,38 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, value: Duration) {
+        let secs = value.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     latency: BTreeMap<&'static str, Histogram>,
+    upstream_latency: BTreeMap<&'static str, Histogram>,
     upstream_errors: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    otlp: OnceLock<OtlpInstruments>,
+}
+
+/// The per-request figures as OpenTelemetry instruments.
+struct OtlpInstruments {
+    request_duration: OtelHistogram<f64>,
+    upstream_duration: OtelHistogram<f64>,
+    upstream_errors: Counter<u64>,
 }
 
 /// Figures owned elsewhere, read at scrape time.
@@ -51,30 +79,41 @@ fn method_label(method: &http::Method) -> &'static str {
 }
 
 impl Metrics {
-    /// Records one finished request.
+    /// Records one finished request; `upstream` is the time to the upstream's response head, when the
+    /// request got that far.
     pub fn record(
         &self,
         class: &'static str,
         method: &http::Method,
         status: u16,
         latency: Duration,
+        upstream: Option<Duration>,
     ) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
-        *inner
-            .requests
-            .entry((class, method_label(method), status))
-            .or_default() += 1;
-        let histogram = inner.latency.entry(class).or_default();
-        let secs = latency.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                histogram.counts[i] += 1;
+        let method = method_label(method);
+        if let Ok(mut inner) = self.inner.lock() {
+            *inner.requests.entry((class, method, status)).or_default() += 1;
+            inner.latency.entry(class).or_default().observe(latency);
+            if let Some(upstream) = upstream {
+                inner
+                    .upstream_latency
+                    .entry(class)
+                    .or_default()
+                    .observe(upstream);
             }
         }
-        histogram.count += 1;
-        histogram.sum += secs;
+        if let Some(otlp) = self.otlp.get() {
+            let attributes = [
+                KeyValue::new("mlflow.route_class", class),
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("http.response.status_code", i64::from(status)),
+            ];
+            otlp.request_duration
+                .record(latency.as_secs_f64(), &attributes);
+            if let Some(upstream) = upstream {
+                otlp.upstream_duration
+                    .record(upstream.as_secs_f64(), &attributes[..2]);
+            }
+        }
     }
 
     /// Counts an upstream failure (`unreachable`, `timeout`, `no-credentials`, `body`).
@@ -82,6 +121,36 @@ impl Metrics {
         if let Ok(mut inner) = self.inner.lock() {
             *inner.upstream_errors.entry(kind).or_default() += 1;
         }
+        if let Some(otlp) = self.otlp.get() {
+            otlp.upstream_errors
+                .add(1, &[KeyValue::new("error.type", kind)]);
+        }
+    }
+
+    /// Records every request from now on into OpenTelemetry instruments of `meter` as well (the
+    /// gauges are registered by the application, which owns their figures).
+    pub fn export_over_otlp(&self, meter: &Meter) {
+        let boundaries = BUCKETS.to_vec();
+        let _ = self.otlp.set(OtlpInstruments {
+            request_duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Time from request to the end of the response body.")
+                .with_boundaries(boundaries.clone())
+                .build(),
+            upstream_duration: meter
+                .f64_histogram("http.client.request.duration")
+                .with_unit("s")
+                .with_description("Time from sending a request upstream to its response head.")
+                .with_boundaries(boundaries)
+                .build(),
+            upstream_errors: meter
+                .u64_counter("mlflow_proxy.upstream.errors")
+                .with_description(
+                    "Requests that failed on the way to or from the upstream, by kind.",
+                )
+                .build(),
+        });
     }
 
     /// The Prometheus text exposition.
@@ -95,28 +164,18 @@ impl Metrics {
         for ((class, method, status), n) in &inner.requests {
             let _ = writeln!(out, "mlflow_proxy_requests_total{{class=\"{class}\",method=\"{method}\",status=\"{status}\"}} {n}");
         }
-        out.push_str("# HELP mlflow_proxy_request_duration_seconds Time from request to the end of the response body.\n");
-        out.push_str("# TYPE mlflow_proxy_request_duration_seconds histogram\n");
-        for (class, h) in &inner.latency {
-            for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-                let _ = writeln!(out, "mlflow_proxy_request_duration_seconds_bucket{{class=\"{class}\",le=\"{bound}\"}} {count}");
-            }
-            let _ = writeln!(
-                out,
-                "mlflow_proxy_request_duration_seconds_bucket{{class=\"{class}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "mlflow_proxy_request_duration_seconds_sum{{class=\"{class}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "mlflow_proxy_request_duration_seconds_count{{class=\"{class}\"}} {}",
-                h.count
-            );
-        }
+        render_histograms(
+            &mut out,
+            "mlflow_proxy_request_duration_seconds",
+            "Time from request to the end of the response body.",
+            &inner.latency,
+        );
+        render_histograms(
+            &mut out,
+            "mlflow_proxy_upstream_duration_seconds",
+            "Time from sending a request upstream to its response head.",
+            &inner.upstream_latency,
+        );
         out.push_str("# HELP mlflow_proxy_upstream_errors_total Requests that failed on the way to or from the upstream.\n");
         out.push_str("# TYPE mlflow_proxy_upstream_errors_total counter\n");
         for (kind, n) in &inner.upstream_errors {
@@ -144,6 +203,31 @@ impl Metrics {
     }
 }
 
+fn render_histograms(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    histograms: &BTreeMap<&'static str, Histogram>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (class, h) in histograms {
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{class=\"{class}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{class=\"{class}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(out, "{name}_sum{{class=\"{class}\"}} {}", h.sum);
+        let _ = writeln!(out, "{name}_count{{class=\"{class}\"}} {}", h.count);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,9 +235,27 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
-        m.record("read", &http::Method::GET, 200, Duration::from_millis(3));
-        m.record("read", &http::Method::GET, 200, Duration::from_millis(300));
-        m.record("write", &http::Method::POST, 502, Duration::from_millis(1));
+        m.record(
+            "read",
+            &http::Method::GET,
+            200,
+            Duration::from_millis(3),
+            Some(Duration::from_millis(2)),
+        );
+        m.record(
+            "read",
+            &http::Method::GET,
+            200,
+            Duration::from_millis(300),
+            Some(Duration::from_millis(20)),
+        );
+        m.record(
+            "write",
+            &http::Method::POST,
+            502,
+            Duration::from_millis(1),
+            None,
+        );
         m.upstream_error("unreachable");
         let text = m.render(&Gauges {
             in_flight: 2,
@@ -172,6 +274,11 @@ mod tests {
         assert!(text.contains(
             "mlflow_proxy_request_duration_seconds_bucket{class=\"read\",le=\"+Inf\"} 2"
         ));
+        assert!(text.contains(
+            "mlflow_proxy_upstream_duration_seconds_bucket{class=\"read\",le=\"0.0025\"} 1"
+        ));
+        assert!(text.contains("mlflow_proxy_upstream_duration_seconds_count{class=\"read\"} 2"));
+        assert!(!text.contains("mlflow_proxy_upstream_duration_seconds_count{class=\"write\"}"));
         assert!(text.contains("mlflow_proxy_upstream_errors_total{kind=\"unreachable\"} 1"));
         assert!(text.contains("mlflow_proxy_in_flight_requests 2"));
         assert!(text.contains("mlflow_proxy_credential_refreshes_total 1"));

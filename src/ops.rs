@@ -108,12 +108,7 @@ pub fn status(app: &App) -> warp::reply::Response {
 }
 
 pub fn metrics(app: &App) -> warp::reply::Response {
-    let gauges = crate::metrics::Gauges {
-        in_flight: app.stats.in_flight(),
-        credential_refreshes: app.aws.as_ref().map(|a| a.credentials.status().refreshes),
-        ui_session_renewals: app.ui_session.as_ref().map(|s| s.renewals()),
-    };
-    let mut response = warp::reply::Response::new(app.stats.metrics.render(&gauges).into());
+    let mut response = warp::reply::Response::new(app.stats.metrics.render(&app.gauges()).into());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

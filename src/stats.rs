@@ -107,8 +107,10 @@ impl Stats {
         method: &http::Method,
         status: u16,
         latency: Duration,
+        upstream_latency: Option<Duration>,
     ) {
-        self.metrics.record(class, method, status, latency);
+        self.metrics
+            .record(class, method, status, latency, upstream_latency);
         self.record_at(now_secs(), status, latency);
     }
 

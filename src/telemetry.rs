@@ -1,36 +1,52 @@
-//! Logging and tracing: a `tracing` subscriber writing text or JSON lines to stderr, and, when the
-//! standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, OpenTelemetry traces over
-//! OTLP http/protobuf: a span per request with child spans for credentials, signing and the upstream
-//! call, and W3C `traceparent` propagated in both directions.
+//! Logging, tracing and metrics export: a `tracing` subscriber writing text or JSON lines to stderr,
+//! and, when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT` /
+//! `..._METRICS_ENDPOINT`) is set, OpenTelemetry over OTLP http/protobuf: traces (a span per request
+//! with child spans for credentials, signing and the upstream call, W3C `traceparent` propagated in
+//! both directions) and metrics (the figures of `/metrics`, every `OTEL_METRIC_EXPORT_INTERVAL`).
 //!
 //! Nothing logged carries credentials: headers are never logged, the signer's headers are marked
 //! sensitive, and the access log records the path without its query string.
 
 use std::time::Duration;
 
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, OtlpSettings};
 
 /// The tracing target of the request spans (exported to OTLP, never printed).
 pub const SPAN_TARGET: &str = "sagemaker_mlflow_proxy::trace";
 
-/// Keeps the exporter alive; `shutdown` flushes spans still buffered.
+/// Keeps the exporters alive; `shutdown` flushes spans and metrics still buffered.
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
 }
 
 impl Telemetry {
+    /// The meter for the proxy's instruments, when metrics are exported over OTLP.
+    pub fn meter(&self) -> Option<opentelemetry::metrics::Meter> {
+        self.meter_provider
+            .as_ref()
+            .map(|provider| provider.meter("sagemaker-mlflow-proxy"))
+    }
+
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider {
+        if let Some(provider) = self.tracer_provider {
             if let Err(e) = provider.shutdown() {
-                tracing::warn!(error = %e, "OpenTelemetry exporter did not shut down cleanly");
+                tracing::warn!(error = %e, "OpenTelemetry trace exporter did not shut down cleanly");
+            }
+        }
+        if let Some(provider) = self.meter_provider {
+            if let Err(e) = provider.shutdown() {
+                tracing::warn!(error = %e, "OpenTelemetry metrics exporter did not shut down cleanly");
             }
         }
     }
@@ -56,9 +72,9 @@ impl HttpClient for RuntimeClient {
     }
 }
 
-/// Installs the global subscriber; call inside the Tokio runtime. `otlp` says whether an OTLP endpoint
-/// is configured, with the service name to report (the exporter reads the other `OTEL_*` variables itself).
-pub fn init(format: LogFormat, filter: &str, otlp: Option<&str>) -> Telemetry {
+/// Installs the global subscriber and the OTLP exporters `otlp` asks for; call inside the Tokio
+/// runtime (the exporters read the other `OTEL_*` variables themselves).
+pub fn init(format: LogFormat, filter: &str, otlp: Option<&OtlpSettings>) -> Telemetry {
     // Request spans are for OTLP only: the log output never shows them, and without an exporter no
     // layer wants them, so they cost nothing.
     let filter = EnvFilter::try_new(filter)
@@ -83,7 +99,12 @@ pub fn init(format: LogFormat, filter: &str, otlp: Option<&str>) -> Telemetry {
             .boxed(),
     };
     let fmt_layer = fmt_layer.with_filter(filter);
-    let provider = otlp.and_then(build_provider);
+    let provider = otlp
+        .filter(|o| o.traces)
+        .and_then(|o| build_tracer_provider(&o.service_name));
+    let meter_provider = otlp
+        .filter(|o| o.metrics)
+        .and_then(|o| build_meter_provider(&o.service_name));
     let otel_layer = provider.as_ref().map(|provider| {
         let tracer = provider.tracer("sagemaker-mlflow-proxy");
         tracing_opentelemetry::layer()
@@ -103,37 +124,70 @@ pub fn init(format: LogFormat, filter: &str, otlp: Option<&str>) -> Telemetry {
         );
         tracing::info!("exporting traces over OTLP (http/protobuf)");
     }
-    Telemetry { provider }
+    if meter_provider.is_some() {
+        tracing::info!("exporting metrics over OTLP (http/protobuf)");
+    }
+    Telemetry {
+        tracer_provider: provider,
+        meter_provider,
+    }
 }
 
-fn build_provider(service_name: &str) -> Option<SdkTracerProvider> {
+/// The HTTP client both exporters send with.
+fn exporter_client() -> RuntimeClient {
     let connector = crate::proxy::client::https_connector(Duration::from_secs(5));
-    let client = RuntimeClient {
+    RuntimeClient {
         handle: tokio::runtime::Handle::current(),
         inner: opentelemetry_http::hyper::HyperClient::new(
             connector,
             Duration::from_secs(10),
             None,
         ),
-    };
+    }
+}
+
+fn resource(service_name: &str) -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build()
+}
+
+fn build_tracer_provider(service_name: &str) -> Option<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_http_client(client)
+        .with_http_client(exporter_client())
         .build();
     match exporter {
         Ok(exporter) => Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(
-                    opentelemetry_sdk::Resource::builder()
-                        .with_service_name(service_name.to_string())
-                        .build(),
-                )
+                .with_resource(resource(service_name))
                 .build(),
         ),
         Err(e) => {
-            eprintln!("sagemaker-mlflow-proxy: OTLP exporter not started: {e}");
+            eprintln!("sagemaker-mlflow-proxy: OTLP trace exporter not started: {e}");
+            None
+        }
+    }
+}
+
+/// Metrics go out every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 s by default), cumulative.
+fn build_meter_provider(service_name: &str) -> Option<SdkMeterProvider> {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_http_client(exporter_client())
+        .build();
+    match exporter {
+        Ok(exporter) => Some(
+            SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(exporter).build())
+                .with_resource(resource(service_name))
+                .build(),
+        ),
+        Err(e) => {
+            eprintln!("sagemaker-mlflow-proxy: OTLP metrics exporter not started: {e}");
             None
         }
     }

@@ -1,6 +1,6 @@
 //! Telemetry end to end: a real OTLP/HTTP receiver (decoding the protobuf export requests) gets the
-//! proxy's spans with the right parent/child structure and attributes, the W3C trace context reaches the
-//! upstream, and `/metrics` moves with traffic.
+//! proxy's spans with the right parent/child structure and attributes and its metrics with the right
+//! figures, the W3C trace context reaches the upstream, and `/metrics` moves with traffic.
 
 mod common;
 
@@ -9,18 +9,28 @@ use std::time::Duration;
 
 use common::*;
 use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point, Metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-/// Starts an OTLP/HTTP receiver; returns its URL and the spans received.
-fn start_receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
-    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+/// What an OTLP receiver got: spans, and the metrics of every export (latest last).
+#[derive(Default)]
+struct Received {
+    spans: Vec<Span>,
+    metric_exports: Vec<Vec<Metric>>,
+}
+
+/// Starts an OTLP/HTTP receiver for traces and metrics; returns its URL and what it received.
+fn start_receiver() -> (String, Arc<Mutex<Received>>) {
+    let received: Arc<Mutex<Received>> = Arc::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let sink = spans.clone();
+    let sink = received.clone();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -38,15 +48,32 @@ fn start_receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let sink = sink.clone();
                             async move {
-                                assert_eq!(req.uri().path(), "/v1/traces");
                                 assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                                let path = req.uri().path().to_string();
                                 let body = req.into_body().collect().await.unwrap().to_bytes();
-                                let export = ExportTraceServiceRequest::decode(body)
-                                    .expect("valid OTLP protobuf");
-                                for resource in export.resource_spans {
-                                    for scope in resource.scope_spans {
-                                        sink.lock().unwrap().extend(scope.spans);
+                                let mut received = sink.lock().unwrap();
+                                match path.as_str() {
+                                    "/v1/traces" => {
+                                        let export = ExportTraceServiceRequest::decode(body)
+                                            .expect("valid OTLP trace protobuf");
+                                        for resource in export.resource_spans {
+                                            for scope in resource.scope_spans {
+                                                received.spans.extend(scope.spans);
+                                            }
+                                        }
                                     }
+                                    "/v1/metrics" => {
+                                        let export = ExportMetricsServiceRequest::decode(body)
+                                            .expect("valid OTLP metrics protobuf");
+                                        let metrics = export
+                                            .resource_metrics
+                                            .into_iter()
+                                            .flat_map(|r| r.scope_metrics)
+                                            .flat_map(|s| s.metrics)
+                                            .collect();
+                                        received.metric_exports.push(metrics);
+                                    }
+                                    other => panic!("unexpected OTLP path {other}"),
                                 }
                                 Ok::<_, std::convert::Infallible>(hyper::Response::new(
                                     http_body_util::Full::new(bytes::Bytes::new()),
@@ -61,11 +88,15 @@ fn start_receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
             }
         });
     });
-    (format!("http://{addr}"), spans)
+    (format!("http://{addr}"), received)
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes
+    attribute_of(&span.attributes, key)
+}
+
+fn attribute_of(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
         .iter()
         .find(|kv| kv.key == key)
         .and_then(|kv| kv.value.as_ref())
@@ -80,7 +111,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 #[test]
 fn spans_arrive_over_otlp_with_structure_and_context_propagation() {
     let upstream = start_upstream();
-    let (endpoint, spans) = start_receiver();
+    let (endpoint, received_by_receiver) = start_receiver();
     let proxy = start_proxy(
         &["--arn", TS_ARN, "--upstream-url", &upstream.url()],
         &[
@@ -105,7 +136,7 @@ fn spans_arrive_over_otlp_with_structure_and_context_propagation() {
 
     let mut received = Vec::new();
     for _ in 0..100 {
-        received = spans.lock().unwrap().clone();
+        received = received_by_receiver.lock().unwrap().spans.clone();
         if received.iter().any(|s| s.name == "POST read") && received.len() >= 4 {
             break;
         }
@@ -176,6 +207,104 @@ fn spans_arrive_over_otlp_with_structure_and_context_propagation() {
     assert!(
         traceparent.contains(&hex::encode(&upstream_call.span_id)),
         "the upstream sees the upstream span as parent"
+    );
+}
+
+/// The latest export's metric of this name.
+fn exported<'a>(export: &'a [Metric], name: &str) -> Option<&'a Metric> {
+    export.iter().find(|m| m.name == name)
+}
+
+/// Metrics go out over OTLP with the figures the traffic produced; traces can be off at the same time.
+#[test]
+fn metrics_arrive_over_otlp_with_the_traffic_figures() {
+    let upstream = start_upstream();
+    let (endpoint, received) = start_receiver();
+    let proxy = start_proxy(
+        &["--arn", TS_ARN, "--upstream-url", &upstream.url()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDOTEL"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ],
+    );
+    let client = Client::new();
+    for _ in 0..3 {
+        let reply = client.get(&proxy.url("/api/2.0/mlflow/experiments/search?max_results=1"));
+        assert_eq!(reply.status, 200);
+    }
+
+    let mut latest: Vec<Metric> = Vec::new();
+    for _ in 0..100 {
+        latest = received
+            .lock()
+            .unwrap()
+            .metric_exports
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        let done = exported(&latest, "http.server.request.duration").is_some_and(|m| {
+            matches!(&m.data, Some(Data::Histogram(h)) if h.data_points.iter().map(|p| p.count).sum::<u64>() >= 3)
+        });
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let names: Vec<&str> = latest.iter().map(|m| m.name.as_str()).collect();
+    let server = exported(&latest, "http.server.request.duration")
+        .unwrap_or_else(|| panic!("no request duration in {names:?}"));
+    assert_eq!(server.unit, "s");
+    let Some(Data::Histogram(histogram)) = &server.data else {
+        panic!("request duration is not a histogram: {:?}", server.data);
+    };
+    let point = histogram
+        .data_points
+        .iter()
+        .find(|p| attribute_of(&p.attributes, "mlflow.route_class").as_deref() == Some("read"))
+        .expect("a data point for read requests");
+    assert_eq!(point.count, 3);
+    assert_eq!(
+        attribute_of(&point.attributes, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        attribute_of(&point.attributes, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(point.sum.is_some_and(|s| s > 0.0));
+
+    let Some(Data::Histogram(client_side)) = &exported(&latest, "http.client.request.duration")
+        .unwrap_or_else(|| panic!("no upstream duration in {names:?}"))
+        .data
+    else {
+        panic!("upstream duration is not a histogram");
+    };
+    assert_eq!(
+        client_side.data_points.iter().map(|p| p.count).sum::<u64>(),
+        3
+    );
+
+    let Some(Data::Sum(refreshes)) = &exported(&latest, "mlflow_proxy.credential.refreshes")
+        .unwrap_or_else(|| panic!("no credential refreshes in {names:?}"))
+        .data
+    else {
+        panic!("credential refreshes is not a sum");
+    };
+    assert!(refreshes.is_monotonic);
+    assert!(matches!(
+        refreshes.data_points[0].value,
+        Some(number_data_point::Value::AsInt(n)) if n >= 1
+    ));
+    assert!(
+        exported(&latest, "http.server.active_requests").is_some(),
+        "no in-flight gauge in {names:?}"
+    );
+    assert!(
+        received.lock().unwrap().spans.is_empty(),
+        "OTEL_TRACES_EXPORTER=none sends no spans"
     );
 }
 

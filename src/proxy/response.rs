@@ -36,8 +36,13 @@ pub struct AccessLog {
 impl Drop for AccessLog {
     fn drop(&mut self) {
         let latency = self.started.elapsed();
-        self.stats
-            .record(self.class, &self.method, self.status, latency);
+        self.stats.record(
+            self.class,
+            &self.method,
+            self.status,
+            latency,
+            self.upstream_latency,
+        );
         tracing::info!(
             target: "access",
             method = %self.method,

@@ -253,6 +253,10 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
+    /// Worker threads, each serving its share of the connections (default: one per available CPU).
+    #[arg(long, env = "MLFLOW_PROXY_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// Largest request body accepted (413 above it). Suffixes: KiB, MiB, GiB, KB, MB, GB.
     #[arg(long, env = "MLFLOW_PROXY_MAX_BODY_SIZE", default_value = "5GiB", value_parser = parse_size)]
     pub max_body_size: u64,
@@ -303,6 +307,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    /// Worker threads (one single-threaded runtime each).
+    pub worker_threads: usize,
     pub max_body_size: u64,
     pub memory_body_size: u64,
     pub spool_dir: PathBuf,
@@ -661,6 +667,10 @@ impl Args {
             request_timeout: self.request_timeout,
             idle_timeout: self.idle_timeout,
             drain_timeout: self.drain_timeout,
+            worker_threads: self
+                .worker_threads
+                .map(usize::from)
+                .unwrap_or_else(crate::workers::default_count),
             max_body_size: self.max_body_size,
             memory_body_size: self.memory_body_size.min(self.max_body_size),
             spool_dir,

@@ -22,3 +22,4 @@ pub mod target;
 pub mod telemetry;
 pub mod ui;
 pub mod ui_session;
+pub mod workers;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use sagemaker_mlflow_proxy::workers::{self, WorkerHandles, Workers};
 use sagemaker_mlflow_proxy::{app, config, healthcheck, server, telemetry};
 
 fn main() -> ExitCode {
@@ -18,10 +19,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Worker 0: the main thread's own single-threaded runtime (see `workers`).
+    let runtime = match workers::main_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("sagemaker-mlflow-proxy: cannot start the async runtime: {e}");
@@ -37,12 +36,28 @@ async fn run(settings: config::Settings) -> ExitCode {
         &settings.log_level,
         settings.otlp.as_ref(),
     );
-    let code = serve(settings, &telemetry).await;
-    telemetry.shutdown();
+    let workers = match Workers::start(settings.worker_threads, tokio::runtime::Handle::current()) {
+        Ok(workers) => workers,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the worker threads (--worker-threads)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = serve(settings, &telemetry, workers.handles()).await;
+    // Off this thread: flushing the exporters needs this runtime free to send their last requests.
+    let _ = tokio::task::spawn_blocking(move || {
+        workers.stop();
+        telemetry.shutdown();
+    })
+    .await;
     code
 }
 
-async fn serve(settings: config::Settings, telemetry: &telemetry::Telemetry) -> ExitCode {
+async fn serve(
+    settings: config::Settings,
+    telemetry: &telemetry::Telemetry,
+    workers: std::sync::Arc<WorkerHandles>,
+) -> ExitCode {
     let listen = settings.listen;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
@@ -84,6 +99,7 @@ async fn serve(settings: config::Settings, telemetry: &telemetry::Telemetry) -> 
         upstream = %app.settings.upstream.base_url(),
         mode = app.settings.upstream.signing.as_ref().map(|s| s.arn.kind.mode_name()).unwrap_or("self-hosted"),
         version = env!("CARGO_PKG_VERSION"),
+        workers = workers.count(),
         "sagemaker-mlflow-proxy listening"
     );
     let tls = match &app.settings.tls {
@@ -117,7 +133,7 @@ async fn serve(settings: config::Settings, telemetry: &telemetry::Telemetry) -> 
             stopped(stop_rx.clone()),
         ));
     }
-    server::serve(app, listener, tls, stopped(stop_rx)).await;
+    server::serve(app, listener, tls, workers, stopped(stop_rx)).await;
     ExitCode::SUCCESS
 }
 

@@ -1,6 +1,7 @@
 //! Serving: the accept loop for plain HTTP or HTTPS (rustls, certificate reloaded when its files
 //! change), HTTP/1.1 and HTTP/2, the client's address handed to the routes, and a graceful drain with a
-//! deadline on shutdown.
+//! deadline on shutdown. Each accepted connection is handed to the next worker thread (`workers`) and
+//! served there to its end.
 //!
 //! warp's own `serve` cannot take a TLS acceptor whose certificate changes at run time, so connections
 //! are served here with hyper directly and passed to the warp routes as a service.
@@ -17,6 +18,7 @@ use hyper_util::server::conn::auto;
 use tower_service::Service;
 
 use crate::app::{admin_routes, routes, App};
+use crate::workers::WorkerHandles;
 
 /// The address of the client that opened the connection (a request extension).
 #[derive(Clone, Copy, Debug)]
@@ -107,15 +109,16 @@ fn load_config(cert: &PathBuf, key: &PathBuf) -> Result<rustls::ServerConfig, St
 }
 
 /// Serves the proxy until `shutdown` resolves, then drains in-flight requests for at most
-/// `--drain-timeout`.
+/// `--drain-timeout`. Connections are spread over `workers`.
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     tls: Option<Arc<TlsReloader>>,
+    workers: Arc<WorkerHandles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let filter = routes(app.clone());
-    serve_filter(app, listener, tls, filter, shutdown).await
+    serve_filter(app, listener, tls, filter, Some(workers), shutdown).await
 }
 
 /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`) on `--admin-listen`.
@@ -125,7 +128,7 @@ pub async fn serve_admin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let filter = admin_routes(app.clone());
-    serve_filter(app, listener, None, filter, shutdown).await
+    serve_filter(app, listener, None, filter, None, shutdown).await
 }
 
 async fn serve_filter<F>(
@@ -133,6 +136,7 @@ async fn serve_filter<F>(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<TlsReloader>>,
     filter: F,
+    workers: Option<Arc<WorkerHandles>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) where
     F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
@@ -165,7 +169,14 @@ async fn serve_filter<F>(
         let service = service.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        // The socket is registered with this thread's runtime; the worker registers it with its own.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let connection = async move {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
             let request_service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(ClientAddr(remote));
@@ -197,7 +208,11 @@ async fn serve_filter<F>(
                     let _ = watcher.watch(connection.into_owned()).await;
                 }
             }
-        });
+        };
+        match &workers {
+            Some(workers) => drop(workers.next().spawn(connection)),
+            None => drop(tokio::spawn(connection)),
+        }
     }
 
     drop(listener);

@@ -123,7 +123,8 @@ impl Inbound<()> {
 
 pub struct Forwarder {
     upstream: Upstream,
-    client: UpstreamClient,
+    /// One pool per worker thread, so a request and its upstream connection share a thread.
+    clients: Vec<UpstreamClient>,
     connect_timeout: Duration,
     request_timeout: Duration,
     idle_timeout: Duration,
@@ -138,7 +139,9 @@ impl Forwarder {
     pub fn new(settings: &Settings, stats: Arc<Stats>) -> Self {
         Forwarder {
             upstream: settings.upstream.clone(),
-            client: client::build(settings.connect_timeout, settings.idle_timeout),
+            clients: (0..settings.worker_threads.max(1))
+                .map(|_| client::build(settings.connect_timeout, settings.idle_timeout))
+                .collect(),
             connect_timeout: settings.connect_timeout,
             request_timeout: settings.request_timeout,
             idle_timeout: settings.idle_timeout,
@@ -150,9 +153,14 @@ impl Forwarder {
         }
     }
 
-    /// The pooled client, shared with the control-plane and UI-session calls.
+    /// A pooled client for the control-plane, UI-session and key-fetching calls (rare; any thread).
     pub fn client(&self) -> UpstreamClient {
-        self.client.clone()
+        self.clients[0].clone()
+    }
+
+    /// The calling worker's own pool.
+    fn worker_client(&self) -> &UpstreamClient {
+        &self.clients[crate::workers::current_index() % self.clients.len()]
     }
 
     /// Forwards `inbound` to `upstream_path` on the upstream and returns the client's response.
@@ -346,16 +354,17 @@ impl Forwarder {
                 telemetry::inject_context(&upstream_span, request.headers_mut());
             }
             let sent = Instant::now();
-            let response = tokio::time::timeout(self.request_timeout, self.client.request(request))
-                .instrument(upstream_span.clone())
-                .await
-                .map_err(|_| {
-                    Error::UpstreamTimeout(format!(
-                        "{:?} (--request-timeout)",
-                        self.request_timeout
-                    ))
-                })?
-                .map_err(|e| self.classify_client_error(&e))?;
+            let response =
+                tokio::time::timeout(self.request_timeout, self.worker_client().request(request))
+                    .instrument(upstream_span.clone())
+                    .await
+                    .map_err(|_| {
+                        Error::UpstreamTimeout(format!(
+                            "{:?} (--request-timeout)",
+                            self.request_timeout
+                        ))
+                    })?
+                    .map_err(|e| self.classify_client_error(&e))?;
             log.upstream_latency = Some(sent.elapsed());
             upstream_span.record("http.response.status_code", response.status().as_u16());
             let (mut parts, incoming) = response.into_parts();

@@ -533,7 +533,7 @@ where
     if audited {
         let request_id = response
             .headers()
-            .get(crate::proxy::headers::X_REQUEST_ID)
+            .get(&crate::proxy::headers::X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();

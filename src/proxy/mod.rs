@@ -165,6 +165,8 @@ impl Forwarder {
 
     /// Forwards `inbound` to `upstream_path` on the upstream and returns the client's response.
     /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
+    /// `upstream_path` must have passed [`path::validate_path`] (the gate, `app::handle_mlflow`, checks
+    /// it before anything routes on it).
     pub async fn forward<S, B>(
         &self,
         inbound: Inbound<S>,
@@ -259,7 +261,6 @@ impl Forwarder {
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: Buf,
     {
-        path::validate_path(upstream_path)?;
         let query = match inbound.query.as_deref() {
             Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
             _ => None,

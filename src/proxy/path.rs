@@ -58,14 +58,15 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
         if *decoded == *b"." || *decoded == *b".." {
             return bad("'.' or '..' segment");
         }
-        if decoded.contains(&b'/') && !segment.contains('/') {
-            return bad("percent-encoded '/'");
-        }
-        if decoded.contains(&b'\\') {
-            return bad("backslash");
-        }
-        if decoded.iter().any(|b| b.is_ascii_control()) {
-            return bad("control character");
+        // A '/' in a decoded segment was percent-encoded (segments are split at the literal ones).
+        let refused = decoded
+            .iter()
+            .find(|b| matches!(b, b'/' | b'\\') || b.is_ascii_control());
+        match refused {
+            Some(b'/') => return bad("percent-encoded '/'"),
+            Some(b'\\') => return bad("backslash"),
+            Some(_) => return bad("control character"),
+            None => {}
         }
     }
     Ok(())

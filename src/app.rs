@@ -1,8 +1,9 @@
-//! The application: shared state, the warp route table, and serving with a graceful drain.
+//! The application: shared state, the MLflow gate, and the warp route table.
 //!
-//! Routes, in order: `/healthz`, `/readyz`, `/api/proxy/*` (the proxy's own JSON), MLflow API paths
-//! (forwarded), `/mlflow/*` (the UI, forwarded with the prefix stripped), and the dashboard for every
-//! other GET. Anything else is a JSON 404/405.
+//! MLflow API paths (`proxy::path::is_mlflow_api_path`) are handed to [`handle_api_request`] by the
+//! server directly. Everything else goes through the warp routes, in order: `/healthz`, `/readyz`,
+//! `/metrics`, `/api/proxy/*` (the proxy's own JSON), `/mlflow/*` (the UI, forwarded with the prefix
+//! stripped), and the dashboard for every other GET. Anything else is a JSON 404/405.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use crate::limits::{Limits, Refusal};
 use crate::metrics::Gauges;
 use crate::ops;
 use crate::policy::{self, Policy};
-use crate::proxy::{path::is_mlflow_api_path, Forwarder, Inbound, UpstreamAuth};
+use crate::proxy::{Forwarder, Inbound, UpstreamAuth};
 use crate::server::ClientAddr;
 use crate::stats::Stats;
 use crate::ui;
@@ -296,35 +297,6 @@ pub fn routes(
         })
         .boxed();
 
-    let mlflow_api = warp::path::full()
-        .and_then(|path: FullPath| async move {
-            if is_mlflow_api_path(path.as_str()) {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        })
-        .untuple_one()
-        .and(inbound_parts())
-        .and(warp::body::stream())
-        .and(with_app.clone())
-        .then(
-            |method, path: FullPath, query, headers, remote, body, app: Arc<App>| async move {
-                let inbound = Inbound {
-                    class: "unknown",
-                    method,
-                    path: path.as_str().to_string(),
-                    query: Some(query),
-                    headers,
-                    remote,
-                    body,
-                };
-                let upstream_path = inbound.path.clone();
-                handle_mlflow(&app, inbound, &upstream_path, false).await
-            },
-        )
-        .boxed();
-
     // `warp::path!` would also match "/mlflow/", so compare the full path.
     let mlflow_ui_redirect = warp::get()
         .or(warp::head())
@@ -379,11 +351,7 @@ pub fn routes(
         })
         .boxed();
 
-    // MLflow API calls are nearly all the traffic: their route is tried first (it declines every
-    // other path, the proxy's own `/api/proxy/` included), so they skip the other routes' filters.
-    mlflow_api
-        .or(healthz)
-        .unify()
+    healthz
         .or(readyz)
         .unify()
         .or(metrics)
@@ -402,20 +370,42 @@ pub fn routes(
         .unify()
 }
 
+/// An MLflow API call (`proxy::path::is_mlflow_api_path`), handed over by the server without going
+/// through warp's filter chain: these calls are nearly all the traffic, and the chain would copy the
+/// header map and box the route's future on each of them.
+pub async fn handle_api_request(
+    app: Arc<App>,
+    request: http::Request<hyper::body::Incoming>,
+) -> warp::reply::Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let inbound = Inbound {
+        class: "unknown",
+        method: parts.method,
+        path: path.clone(),
+        query: Some(parts.uri.query().unwrap_or_default().to_string()),
+        headers: parts.headers,
+        remote: parts.extensions.get::<ClientAddr>().map(|a| a.0),
+        body: http_body_util::BodyDataStream::new(body),
+    };
+    handle_mlflow(&app, inbound, &path, false).await
+}
+
 /// Largest body read ahead of forwarding for classification (GraphQL) and audit details.
 const MAX_INSPECTED_BODY: u64 = 1 << 20;
 
 /// The gate every MLflow request passes, in order: header limits, CORS and cross-origin refusal,
 /// authentication, rate and concurrency limits, permission by operation class; then forwarding (with the
 /// caller's own AWS session when per-user sessions are on), the audit event, and the UI's header rewrite.
-async fn handle_mlflow<S, B>(
+async fn handle_mlflow<S, B, E>(
     app: &App,
     inbound: Inbound<S>,
     upstream_path: &str,
     is_ui: bool,
 ) -> warp::reply::Response
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
     B: Buf,
 {
     if let Err(refusal) = app.limits.check_headers(&inbound.headers) {
@@ -469,7 +459,7 @@ where
             Err(e) => return e.into_response(),
         }
     } else {
-        let to_bytes: ChunkToBytes<B> = chunk_to_bytes::<B>;
+        let to_bytes: ChunkToBytes<B, E> = chunk_to_bytes::<B, E>;
         (
             inbound.map_body(|body| Either::Left(body.map(to_bytes))),
             None,
@@ -577,27 +567,28 @@ fn named_experiment(query: &str, body: Option<&[u8]>) -> Option<String> {
         .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
 }
 
-type ReadAheadStream = futures_util::stream::Once<std::future::Ready<Result<Bytes, warp::Error>>>;
+type ReadAheadStream<E> = futures_util::stream::Once<std::future::Ready<Result<Bytes, E>>>;
 
-type ChunkToBytes<B> = fn(Result<B, warp::Error>) -> Result<Bytes, warp::Error>;
+type ChunkToBytes<B, E> = fn(Result<B, E>) -> Result<Bytes, E>;
 
-/// One body chunk as `Bytes` (warp's chunks are `Bytes` already, so this does not copy).
-fn chunk_to_bytes<B: Buf>(chunk: Result<B, warp::Error>) -> Result<Bytes, warp::Error> {
+/// One body chunk as `Bytes` (the chunks are `Bytes` already, so this does not copy).
+fn chunk_to_bytes<B: Buf, E>(chunk: Result<B, E>) -> Result<Bytes, E> {
     chunk.map(|mut b| b.copy_to_bytes(b.remaining()))
 }
 
 /// Reads a body of at most [`MAX_INSPECTED_BODY`] bytes and hands it on as a one-chunk stream.
-async fn read_small_body<S, B>(
+async fn read_small_body<S, B, E>(
     inbound: Inbound<S>,
 ) -> Result<
     (
-        Inbound<Either<futures_util::stream::Map<S, ChunkToBytes<B>>, ReadAheadStream>>,
+        Inbound<Either<futures_util::stream::Map<S, ChunkToBytes<B, E>>, ReadAheadStream<E>>>,
         Option<Bytes>,
     ),
     Error,
 >
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
     B: Buf,
 {
     let (inbound, stream) = inbound.take_body();
@@ -619,7 +610,8 @@ where
         }
     }
     let bytes = collected.freeze();
-    let replay: ReadAheadStream = futures_util::stream::once(std::future::ready(Ok(bytes.clone())));
+    let replay: ReadAheadStream<E> =
+        futures_util::stream::once(std::future::ready(Ok(bytes.clone())));
     Ok((inbound.with_body(Either::Right(replay)), Some(bytes)))
 }
 

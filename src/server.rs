@@ -17,7 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tower_service::Service;
 
-use crate::app::{admin_routes, routes, App};
+use crate::app::{admin_routes, handle_api_request, routes, App};
+use crate::proxy::path::is_mlflow_api_path;
 use crate::workers::WorkerHandles;
 
 /// The address of the client that opened the connection (a request extension).
@@ -118,7 +119,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let filter = routes(app.clone());
-    serve_filter(app, listener, tls, filter, Some(workers), shutdown).await
+    serve_filter(app, listener, tls, filter, Some(workers), true, shutdown).await
 }
 
 /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`) on `--admin-listen`.
@@ -128,7 +129,7 @@ pub async fn serve_admin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let filter = admin_routes(app.clone());
-    serve_filter(app, listener, None, filter, None, shutdown).await
+    serve_filter(app, listener, None, filter, None, false, shutdown).await
 }
 
 async fn serve_filter<F>(
@@ -137,6 +138,7 @@ async fn serve_filter<F>(
     tls: Option<Arc<TlsReloader>>,
     filter: F,
     workers: Option<Arc<WorkerHandles>>,
+    serve_api: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) where
     F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
@@ -169,6 +171,7 @@ async fn serve_filter<F>(
         let service = service.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let app = app.clone();
         // The socket is registered with this thread's runtime; the worker registers it with its own.
         let Ok(stream) = stream.into_std() else {
             continue;
@@ -180,8 +183,16 @@ async fn serve_filter<F>(
             let request_service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(ClientAddr(remote));
+                    let api_call = serve_api && is_mlflow_api_path(request.uri().path());
+                    let app = app.clone();
                     let mut service = service.clone();
-                    service.call(request)
+                    async move {
+                        if api_call {
+                            Ok(handle_api_request(app, request).await)
+                        } else {
+                            service.call(request).await
+                        }
+                    }
                 },
             );
             let mut builder = auto::Builder::new(TokioExecutor::new());

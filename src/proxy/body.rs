@@ -92,13 +92,14 @@ impl PreparedBody {
 }
 
 /// Reads a request body into memory or a spool file, hashing it, within `limits`.
-pub async fn read_body<S, B>(
+pub async fn read_body<S, B, E>(
     stream: S,
     declared_len: Option<u64>,
     limits: &BodyLimits<'_>,
 ) -> Result<PreparedBody, Error>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
     B: Buf,
 {
     let mut stream = std::pin::pin!(stream);
@@ -174,9 +175,10 @@ where
 }
 
 /// Reads and discards up to [`DRAIN_AFTER_REFUSAL`] bytes of what the client is still sending.
-async fn drain<S, B>(stream: &mut std::pin::Pin<&mut S>, idle_timeout: Duration)
+async fn drain<S, B, E>(stream: &mut std::pin::Pin<&mut S>, idle_timeout: Duration)
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
     B: Buf,
 {
     let mut drained = 0u64;

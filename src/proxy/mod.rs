@@ -167,14 +167,15 @@ impl Forwarder {
     /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
     /// `upstream_path` must have passed [`path::validate_path`] (the gate, `app::handle_mlflow`, checks
     /// it before anything routes on it).
-    pub async fn forward<S, B>(
+    pub async fn forward<S, B, E>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
         auth: UpstreamAuth<'_>,
     ) -> warp::reply::Response
     where
-        S: Stream<Item = Result<B, warp::Error>> + Send,
+        S: Stream<Item = Result<B, E>> + Send,
+        E: std::fmt::Display + Send,
         B: Buf,
     {
         let started = Instant::now();
@@ -249,7 +250,7 @@ impl Forwarder {
         }
     }
 
-    async fn try_forward<S, B>(
+    async fn try_forward<S, B, E>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
@@ -258,7 +259,8 @@ impl Forwarder {
         log: &mut AccessLog,
     ) -> Result<(http::response::Parts, ResponseBody), Error>
     where
-        S: Stream<Item = Result<B, warp::Error>> + Send,
+        S: Stream<Item = Result<B, E>> + Send,
+        E: std::fmt::Display + Send,
         B: Buf,
     {
         let query = match inbound.query.as_deref() {
@@ -454,14 +456,15 @@ impl Forwarder {
         Ok(uri)
     }
 
-    async fn read_body<S, B>(
+    async fn read_body<S, B, E>(
         &self,
         method: &Method,
         headers: &HeaderMap,
         stream: S,
     ) -> Result<PreparedBody, Error>
     where
-        S: Stream<Item = Result<B, warp::Error>> + Send,
+        S: Stream<Item = Result<B, E>> + Send,
+        E: std::fmt::Display + Send,
         B: Buf,
     {
         let declared = match headers.get(header::CONTENT_LENGTH) {

@@ -15,7 +15,8 @@ VENV_PY := $(VENV)/bin/python
 CARGO ?= cargo
 DEBUG_BIN := target/debug/sagemaker-mlflow-proxy
 # The release binary is linked statically (glibc, +crt-static), so the same file runs on any Linux and
-# inside the `FROM scratch` image. (The musl target cannot be installed here: rustup cannot download it.)
+# inside the `FROM scratch` image; the Dockerfile builds it the same way. (musl would work too, but was
+# measured slower under load: docs/deploy.md.)
 RELEASE_TARGET := x86_64-unknown-linux-gnu
 RELEASE_BIN := target/$(RELEASE_TARGET)/release/sagemaker-mlflow-proxy
 DEMO_PORT ?= 8080

@@ -8,12 +8,12 @@
 #
 # The image part builds the Dockerfile's `runtime-prebuilt` target with buildah (offline: no base image)
 # from $PROXY_BIN, which must be a static Linux binary (FROM scratch has no libc):
-#   a musl build:  cargo build --release --target x86_64-unknown-linux-musl
-#   or static glibc (the only static build this machine's toolchain can make; glibc 2.36 resolves names
-#   from /etc/hosts and DNS without the NSS shared modules, and the checks below resolve the upstream by name):
+#   static glibc, as `make release` and the Dockerfile build it (glibc 2.36 resolves names from
+#   /etc/hosts and DNS without the NSS shared modules, and the checks below resolve the upstream by name):
 #     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu
-# Default PROXY_BIN: the first that exists of target/x86_64-unknown-linux-musl/release/,
-# target/x86_64-unknown-linux-gnu/release/ and target/release/ (…/sagemaker-mlflow-proxy).
+#   (a musl build is static too: cargo build --release --target x86_64-unknown-linux-musl)
+# Default PROXY_BIN: the first that exists of target/x86_64-unknown-linux-gnu/release/,
+# target/x86_64-unknown-linux-musl/release/ and target/release/ (…/sagemaker-mlflow-proxy).
 #
 # Needs root for the image part (buildah with --isolation chroot, vfs storage in a private directory,
 # mount namespaces). Prints one line per check and ends with "N passed, N failed".
@@ -272,7 +272,7 @@ EOF
 find_proxy_bin() {
   if [[ -n "${PROXY_BIN:-}" ]]; then echo "$PROXY_BIN"; return; fi
   local c
-  for c in target/x86_64-unknown-linux-musl/release target/x86_64-unknown-linux-gnu/release target/release; do
+  for c in target/x86_64-unknown-linux-gnu/release target/x86_64-unknown-linux-musl/release target/release; do
     if [[ -x "$c/sagemaker-mlflow-proxy" ]]; then echo "$c/sagemaker-mlflow-proxy"; return; fi
   done
   echo target/release/sagemaker-mlflow-proxy
@@ -293,7 +293,7 @@ check_image() {
   if [[ -n "$dyn" ]]; then
     fail "image: $bin is a static binary (it can run in a FROM scratch image)" \
       "$dyn
-Build a static one: cargo build --release --target x86_64-unknown-linux-musl, or
+Build a static one: make release, i.e.
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu"
     return
   fi

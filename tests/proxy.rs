@@ -151,6 +151,44 @@ fn large_responses_stream_with_bounded_memory() {
     );
 }
 
+/// An upstream that stops sending in the middle of a body is cut off after --idle-timeout: the client's
+/// response ends (short of its Content-Length) instead of hanging, and the access log says why.
+#[test]
+fn a_stalled_response_body_is_cut_off_after_the_idle_timeout() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--idle-timeout", "1s"]);
+    let url = proxy.url("/api/2.0/mlflow-artifacts/artifacts/stall");
+    // A bound on the wait, so that a proxy that never cuts the body off fails here instead of hanging.
+    let (done, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(Client::new().send("GET", &url, &[], ""));
+    });
+    let reply = answer
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the stalled download ends instead of hanging");
+    assert_eq!(reply.status, 200, "the head was already on its way");
+    assert!(
+        (reply.body.len() as u64) < 1 << 20,
+        "the body ends short of its Content-Length"
+    );
+    let mut outcome = None;
+    for _ in 0..50 {
+        outcome = proxy
+            .log_lines()
+            .into_iter()
+            .find(|line| line.contains("/artifacts/stall") && line.contains("\"outcome\""));
+        if outcome.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outcome = outcome.expect("an access log line for the stalled download");
+    assert!(
+        outcome.contains("\"outcome\":\"upstream-idle-timeout\""),
+        "{outcome}"
+    );
+}
+
 #[test]
 fn large_uploads_spool_hash_and_arrive_intact() {
     let upstream = start_upstream();

@@ -64,11 +64,13 @@ impl Drop for AccessLog {
 pub struct ResponseStream {
     inner: ResponseBody,
     idle_timeout: Duration,
-    idle: Pin<Box<tokio::time::Sleep>>,
+    /// Made on the first wait for the upstream: a small answer is usually complete when first polled
+    /// and never needs a timer.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
     log: AccessLog,
     finished: bool,
-    /// Whether `idle` counts from the current wait (it is re-armed when the client asks for more, so a
-    /// slow client is never mistaken for a stalled upstream).
+    /// Whether `idle` counts from the current wait (it is re-armed after each chunk handed to the
+    /// client, so a slow client is never mistaken for a stalled upstream).
     armed: bool,
 }
 
@@ -79,7 +81,7 @@ impl ResponseStream {
         ResponseStream {
             inner,
             idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle: None,
             log,
             finished: false,
             armed: false,
@@ -94,11 +96,6 @@ impl Stream for ResponseStream {
         let this = &mut *self;
         if this.finished {
             return Poll::Ready(None);
-        }
-        if !this.armed {
-            let deadline = tokio::time::Instant::now() + this.idle_timeout;
-            this.idle.as_mut().reset(deadline);
-            this.armed = true;
         }
         loop {
             match Pin::new(&mut this.inner).poll_frame(cx) {
@@ -127,7 +124,16 @@ impl Stream for ResponseStream {
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    if this.idle.as_mut().poll(cx).is_ready() {
+                    let idle_timeout = this.idle_timeout;
+                    let idle = this
+                        .idle
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle_timeout)));
+                    if !this.armed {
+                        idle.as_mut()
+                            .reset(tokio::time::Instant::now() + idle_timeout);
+                        this.armed = true;
+                    }
+                    if idle.as_mut().poll(cx).is_ready() {
                         this.finished = true;
                         this.log.outcome = "upstream-idle-timeout";
                         return Poll::Ready(Some(Err(std::io::Error::new(

@@ -197,6 +197,19 @@ async fn handle(
                 .body(BodyExt::boxed(StreamBody::new(stream)))
                 .unwrap()
         }
+        "/api/2.0/mlflow-artifacts/artifacts/stall" => {
+            // Promises 1 MiB, sends 64 KiB, then goes quiet for good.
+            let first = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from(vec![b's'; 64 * 1024])))
+            });
+            let stream = first.chain(futures_util::stream::pending());
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/octet-stream")
+                .header("content-length", (1u64 << 20).to_string())
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .unwrap()
+        }
         "/" | "/ui-page" => {
             let mut r = full(200, "text/html", "<html>mlflow ui</html>");
             r.headers_mut()

@@ -158,18 +158,12 @@ fn build_tracer_provider(service_name: &str) -> Option<SdkTracerProvider> {
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_http_client(exporter_client())
         .build();
-    match exporter {
-        Ok(exporter) => Some(
-            SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(resource(service_name))
-                .build(),
-        ),
-        Err(e) => {
-            eprintln!("sagemaker-mlflow-proxy: OTLP trace exporter not started: {e}");
-            None
-        }
-    }
+    started("trace", exporter, |exporter| {
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource(service_name))
+            .build()
+    })
 }
 
 /// Metrics go out every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 s by default), cumulative.
@@ -179,15 +173,25 @@ fn build_meter_provider(service_name: &str) -> Option<SdkMeterProvider> {
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_http_client(exporter_client())
         .build();
+    started("metrics", exporter, |exporter| {
+        SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter).build())
+            .with_resource(resource(service_name))
+            .build()
+    })
+}
+
+/// The provider for an exporter that could be built; otherwise says why on stderr (logging may not be
+/// up yet) and runs without it.
+fn started<E, P>(
+    signal: &str,
+    exporter: Result<E, opentelemetry_otlp::ExporterBuildError>,
+    provider: impl FnOnce(E) -> P,
+) -> Option<P> {
     match exporter {
-        Ok(exporter) => Some(
-            SdkMeterProvider::builder()
-                .with_reader(PeriodicReader::builder(exporter).build())
-                .with_resource(resource(service_name))
-                .build(),
-        ),
+        Ok(exporter) => Some(provider(exporter)),
         Err(e) => {
-            eprintln!("sagemaker-mlflow-proxy: OTLP metrics exporter not started: {e}");
+            eprintln!("sagemaker-mlflow-proxy: OTLP {signal} exporter not started: {e}");
             None
         }
     }

@@ -699,6 +699,12 @@ def report(res: dict) -> str:
       "p50 on this machine is mostly time queued for a CPU (see the table below).")
     w("")
 
+    # The hand-kept analysis of the profile (what was changed and what the remaining distance is).
+    analysis = BENCHES / "analysis.md"
+    if analysis.exists():
+        w(analysis.read_text().rstrip())
+        w("")
+
     # Small
     w("## Small JSON requests")
     w("")

@@ -450,8 +450,12 @@ where
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // The body is read ahead for an audit line or a policy's experiment rules only when one of them
+    // will use it (audit lines go to the log at info level, so a stricter log filter drops them).
+    let audit_on = audit::enabled();
     let read_ahead = (is_graphql && inbound.method == Method::POST)
-        || (audit::is_audited(provisional)
+        || ((audit_on || app.policy.is_enforced())
+            && audit::is_audited(provisional)
             && declared_len.is_some_and(|l| l > 0 && l <= MAX_INSPECTED_BODY));
     let (inbound, body_bytes) = if read_ahead {
         match read_small_body(inbound).await {
@@ -508,7 +512,7 @@ where
         (_, _, Some(cache)) => UpstreamAuth::Sign(cache),
         _ => UpstreamAuth::Unsigned,
     };
-    let audited = audit::is_audited(class);
+    let audited = audit_on && audit::is_audited(class);
     let (method, path, remote) = (inbound.method.clone(), inbound.path.clone(), inbound.remote);
     let subjects = if audited {
         audit::subjects(&query, body_bytes.as_deref())

@@ -67,6 +67,12 @@ pub fn is_audited(class: Option<Class>) -> bool {
     class != Some(Class::Read)
 }
 
+/// Whether audit lines are written (the log filter may drop the `audit` target's info lines); when they
+/// are not, nothing need be gathered for them.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "audit", tracing::Level::INFO)
+}
+
 pub fn emit(event: &AuditEvent<'_>) {
     tracing::info!(
         target: "audit",

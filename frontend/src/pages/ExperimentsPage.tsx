@@ -13,6 +13,7 @@ import { Badge } from '../components/Badge';
 import { Card } from '../components/Card';
 import { PageHeader } from '../components/PageHeader';
 import { Pager, usePageTokens } from '../components/Pager';
+import { SearchField } from '../components/SearchField';
 import { EmptyState, ErrorMessage, Loading } from '../components/States';
 import { formatDateTime } from '../lib/format';
 
@@ -210,17 +211,7 @@ export function ExperimentsPage() {
         actions={query.isFetching && !query.isPending ? <span className="muted small">Refreshing…</span> : null}
       >
         <form className="toolbar" onSubmit={onSearch} role="search" aria-label="Search experiments">
-          <div className="field">
-            <label htmlFor="experiment-name-filter">Name contains</label>
-            <input
-              id="experiment-name-filter"
-              className="input"
-              type="search"
-              value={nameInput}
-              onChange={(e) => setNameInput(e.target.value)}
-              placeholder="any name"
-            />
-          </div>
+          <SearchField id="experiment-name-filter" label="Name contains" value={nameInput} onChange={setNameInput} />
           <div className="field">
             <label htmlFor="experiment-view-type">Show</label>
             <select

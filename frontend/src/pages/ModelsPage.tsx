@@ -7,6 +7,7 @@ import { Badge } from '../components/Badge';
 import { Card } from '../components/Card';
 import { PageHeader } from '../components/PageHeader';
 import { Pager, usePageTokens } from '../components/Pager';
+import { SearchField } from '../components/SearchField';
 import { EmptyState, ErrorMessage, Loading } from '../components/States';
 import { uiPageLink } from '../lib/deeplink';
 import { formatDateTime } from '../lib/format';
@@ -155,17 +156,7 @@ export function ModelsPage() {
       <div className="split split-wide">
         <Card title="Registered models">
           <form className="toolbar" onSubmit={onSubmit} role="search" aria-label="Search registered models">
-            <div className="field field-grow">
-              <label htmlFor="model-name-filter">Name contains</label>
-              <input
-                id="model-name-filter"
-                type="search"
-                className="input"
-                value={input}
-                onChange={(e) => setInput(e.target.value)}
-                placeholder="any name"
-              />
-            </div>
+            <SearchField id="model-name-filter" label="Name contains" value={input} onChange={setInput} grow />
             <button type="submit" className="btn btn-primary">
               Search
             </button>

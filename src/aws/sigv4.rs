@@ -357,7 +357,13 @@ fn canonical_query(query: &str, out: &mut String) {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (reencode(key), reencode(value))
+            let recoded = |component: &str| {
+                let mut out = String::with_capacity(component.len());
+                // Lenient never fails.
+                let _ = push_recoded(component, Escapes::Lenient, &mut out);
+                out
+            };
+            (recoded(key), recoded(value))
         })
         .collect();
     pairs.sort_unstable();
@@ -371,11 +377,28 @@ fn canonical_query(query: &str, out: &mut String) {
     }
 }
 
-/// Decodes `%XX` and `+` and encodes the bytes again strictly; a `%` not followed by two hex digits is
-/// taken literally (as form decoding does).
-fn reencode(component: &str) -> String {
+/// What a `%` not followed by two hex digits means to [`push_recoded`].
+#[derive(Clone, Copy, PartialEq)]
+pub enum Escapes {
+    /// It is refused (the proxy's own query canonicalization: the client sent a broken escape).
+    Strict,
+    /// It is a literal `%` (form decoding, as `aws-sigv4` canonicalizes).
+    Lenient,
+}
+
+/// A `%` not followed by two hex digits, under [`Escapes::Strict`].
+#[derive(Debug)]
+pub struct InvalidEscape;
+
+/// Appends one query component decoded (`+` is a space, `%XX` a byte) and encoded again with SigV4's
+/// strict encoding (only RFC 3986 unreserved characters stay as they are). Shared by the signer's
+/// canonical query and `proxy::query`, so the query sent and the query signed are encoded alike.
+pub fn push_recoded(
+    component: &str,
+    escapes: Escapes,
+    out: &mut String,
+) -> Result<(), InvalidEscape> {
     let bytes = component.as_bytes();
-    let mut out = String::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = match bytes[i] {
@@ -388,6 +411,7 @@ fn reencode(component: &str) -> String {
                     i += 2;
                     (high * 16 + low) as u8
                 }
+                _ if escapes == Escapes::Strict => return Err(InvalidEscape),
                 _ => b'%',
             },
             other => other,
@@ -395,11 +419,11 @@ fn reencode(component: &str) -> String {
         if is_unreserved(b) {
             out.push(b as char);
         } else {
-            push_percent(b, &mut out);
+            push_percent(b, out);
         }
         i += 1;
     }
-    out
+    Ok(())
 }
 
 /// A header value as SigV4 canonicalizes it: spaces trimmed at both ends and runs of spaces collapsed.

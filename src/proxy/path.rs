@@ -95,8 +95,7 @@ pub fn percent_decode_strict(input: &str) -> Option<Cow<'_, [u8]>> {
     Some(Cow::Owned(out))
 }
 
-/// The value of one hex digit.
-pub fn hex_value(b: u8) -> Option<u8> {
+fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -5,10 +5,8 @@
 //! way MLflow's server decodes it (`+` is a space) and re-encoded with SigV4's strict encoding (only
 //! `A-Z a-z 0-9 - _ . ~` left as is), so the string sent is exactly the string the signer canonicalizes.
 
-use std::fmt::Write;
-
+use crate::aws::sigv4::{push_recoded, Escapes};
 use crate::error::Error;
-use crate::proxy::path::hex_value;
 
 /// Rewrites a raw query string into its canonical form; order and repeated keys are kept.
 pub fn canonicalize_query(raw: &str) -> Result<String, Error> {
@@ -27,32 +25,11 @@ pub fn canonicalize_query(raw: &str) -> Result<String, Error> {
 
 /// Decodes one component (`+` is a space, `%XX` a byte) and appends it strictly encoded, in one pass.
 fn recode_component(component: &str, out: &mut String) -> Result<(), Error> {
-    let bytes = component.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = match bytes[i] {
-            b'+' => b' ',
-            b'%' => {
-                let high = bytes.get(i + 1).and_then(|b| hex_value(*b));
-                let low = bytes.get(i + 2).and_then(|b| hex_value(*b));
-                let (Some(high), Some(low)) = (high, low) else {
-                    return Err(Error::BadRequest(format!(
-                        "invalid percent-encoding in query parameter {component:?}"
-                    )));
-                };
-                i += 2;
-                high << 4 | low
-            }
-            other => other,
-        };
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-        i += 1;
-    }
-    Ok(())
+    push_recoded(component, Escapes::Strict, out).map_err(|_| {
+        Error::BadRequest(format!(
+            "invalid percent-encoding in query parameter {component:?}"
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -520,8 +520,9 @@ where
         String::new()
     };
 
-    // Boxed: forwarding is the largest future here, and without the box every layer of the route
-    // (warp's `then`, `or` and boxed filters) would copy its full size on each move.
+    // Boxed: forwarding is the largest future here, and without the box every layer that holds this
+    // future (the server's dispatch, warp's filters for the UI route) would copy its full size on
+    // each move.
     let mut response = Box::pin(app.forwarder.forward(inbound, upstream_path, upstream_auth)).await;
 
     if audited {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use futures_util::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tower_service::Service;
@@ -183,15 +184,12 @@ async fn serve_filter<F>(
             let request_service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(ClientAddr(remote));
-                    let api_call = serve_api && is_mlflow_api_path(request.uri().path());
-                    let app = app.clone();
-                    let mut service = service.clone();
-                    async move {
-                        if api_call {
-                            Ok(handle_api_request(app, request).await)
-                        } else {
-                            service.call(request).await
-                        }
+                    // Clone only what this request uses: the route table is several shared filters.
+                    if serve_api && is_mlflow_api_path(request.uri().path()) {
+                        let answer = handle_api_request(app.clone(), request);
+                        Either::Left(async move { Ok(answer.await) })
+                    } else {
+                        Either::Right(service.clone().call(request))
                     }
                 },
             );

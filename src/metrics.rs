@@ -18,6 +18,10 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
 ];
 
+// Descriptions shared by the Prometheus text and the OTLP instruments.
+const REQUEST_DURATION_HELP: &str = "Time from request to the end of the response body.";
+const UPSTREAM_DURATION_HELP: &str = "Time from sending a request upstream to its response head.";
+
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -135,13 +139,13 @@ impl Metrics {
             request_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
-                .with_description("Time from request to the end of the response body.")
+                .with_description(REQUEST_DURATION_HELP)
                 .with_boundaries(boundaries.clone())
                 .build(),
             upstream_duration: meter
                 .f64_histogram("http.client.request.duration")
                 .with_unit("s")
-                .with_description("Time from sending a request upstream to its response head.")
+                .with_description(UPSTREAM_DURATION_HELP)
                 .with_boundaries(boundaries)
                 .build(),
             upstream_errors: meter
@@ -167,13 +171,13 @@ impl Metrics {
         render_histograms(
             &mut out,
             "mlflow_proxy_request_duration_seconds",
-            "Time from request to the end of the response body.",
+            REQUEST_DURATION_HELP,
             &inner.latency,
         );
         render_histograms(
             &mut out,
             "mlflow_proxy_upstream_duration_seconds",
-            "Time from sending a request upstream to its response head.",
+            UPSTREAM_DURATION_HELP,
             &inner.upstream_latency,
         );
         out.push_str("# HELP mlflow_proxy_upstream_errors_total Requests that failed on the way to or from the upstream.\n");

@@ -6,19 +6,26 @@ import { AppRoutes } from './App';
 import { createApiClient } from './api/client';
 import { ApiClientProvider } from './api/context';
 import { createQueryClient } from './api/queryClient';
+import { printedLinkTarget } from './lib/deeplink';
 import './styles.css';
 
 const root = document.getElementById('root');
 if (!root) throw new Error('#root is missing from index.html');
 
-createRoot(root).render(
-  <StrictMode>
-    <ApiClientProvider client={createApiClient()}>
-      <QueryClientProvider client={createQueryClient()}>
-        <BrowserRouter>
-          <AppRoutes />
-        </BrowserRouter>
-      </QueryClientProvider>
-    </ApiClientProvider>
-  </StrictMode>,
-);
+// A link MLflow printed (`<tracking URI>/#/experiments/…`) opens the MLflow UI, not the Overview.
+const printedLink = printedLinkTarget(window.location);
+if (printedLink) {
+  window.location.replace(printedLink);
+} else {
+  createRoot(root).render(
+    <StrictMode>
+      <ApiClientProvider client={createApiClient()}>
+        <QueryClientProvider client={createQueryClient()}>
+          <BrowserRouter>
+            <AppRoutes />
+          </BrowserRouter>
+        </QueryClientProvider>
+      </ApiClientProvider>
+    </StrictMode>,
+  );
+}

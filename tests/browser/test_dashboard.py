@@ -153,3 +153,27 @@ def test_overview_shows_status_identity_session_and_traffic(dash, emulator, tab)
     expect(card("Live traffic")).to_contain_text(re.compile(r"Requests\s*[1-9]\d*"))
     expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(6)
     tab.shot("dashboard-overview", full_page=True)
+
+
+def test_run_link_mlflow_prints_opens_the_run_in_the_mlflow_ui(dash, tab, monkeypatch, capsys):
+    """MLflow prints `<tracking URI>/#/experiments/ID/runs/RUN` when a run ends; with the proxy as tracking URI
+    that is the dashboard's root. The dashboard sends it on to the MLflow UI at /mlflow/#/..."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")
+    c = MlflowClient(tracking_uri=dash.url, registry_uri=dash.url)
+    exp_id = c.create_experiment(f"printed-link-{uuid.uuid4().hex[:6]}")
+    run = c.create_run(exp_id, run_name="printed-link-run")
+    capsys.readouterr()
+    c.set_terminated(run.info.run_id)
+    printed = capsys.readouterr().out
+    m = re.search(r"View run printed-link-run at: (\S+)", printed)
+    assert m, f"MLflow printed no run link: {printed!r}"
+    link = m.group(1)
+    assert link == f"{dash.url}/#/experiments/{exp_id}/runs/{run.info.run_id}", link
+
+    page = tab.page
+    page.goto(link)
+    expect(page).to_have_url(f"{dash.url}/mlflow/#/experiments/{exp_id}/runs/{run.info.run_id}")
+    expect(page.get_by_role("heading", name="printed-link-run")).to_be_visible()
+    tab.shot("printed-run-link")

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toMlflowUiSrc, uiPageLink, uiRouteOf } from './deeplink';
+import { printedLinkTarget, toMlflowUiSrc, uiPageLink, uiRouteOf } from './deeplink';
 
 const origin = 'https://proxy.example.com';
 
@@ -39,5 +39,28 @@ describe('uiRouteOf / uiPageLink', () => {
 
   it('makes a dashboard link with the route in ?path=', () => {
     expect(uiPageLink('#/experiments/1')).toBe('/ui?path=%23%2Fexperiments%2F1');
+  });
+});
+
+describe('printedLinkTarget (links MLflow prints: <tracking URI>/#/...)', () => {
+  it.each([
+    ['/', '#/experiments/1', '/mlflow/#/experiments/1'],
+    ['/', '#/experiments/1/runs/0f3c9a', '/mlflow/#/experiments/1/runs/0f3c9a'],
+    ['/', '#/models/churn/versions/2', '/mlflow/#/models/churn/versions/2'],
+    ['/', '#/experiments/1/runs/abc?o=1&x=%2F', '/mlflow/#/experiments/1/runs/abc?o=1&x=%2F'],
+  ])('%s%s → %s', (pathname, hash, expected) => {
+    expect(printedLinkTarget({ pathname, hash })).toBe(expected);
+  });
+
+  it.each([
+    ['/', ''],
+    ['/', '#'],
+    ['/', '#/'],
+    ['/', '#section'],
+    ['/experiments', '#/experiments/1'],
+    ['/ui', '#/experiments/1'],
+    ['/mlflow/', '#/experiments/1'],
+  ])('leaves %s%s to the dashboard', (pathname, hash) => {
+    expect(printedLinkTarget({ pathname, hash })).toBeNull();
   });
 });

@@ -50,3 +50,15 @@ export function uiRouteOf(src: string): string {
 export function uiPageLink(route: string): string {
   return `/ui?path=${encodeURIComponent(route)}`;
 }
+
+/**
+ * Where a link MLflow printed should go. MLflow prints run and experiment links as
+ * `<tracking URI>/#/experiments/1/runs/abc`, and with the proxy as tracking URI that is the
+ * dashboard's root with a hash route. The dashboard routes by path, never by hash, so such a link
+ * is meant for the MLflow UI: returns `/mlflow/#/experiments/1/runs/abc` (the hash kept verbatim,
+ * the query dropped), or null when the location is anything else.
+ */
+export function printedLinkTarget(location: { pathname: string; hash: string }): string | null {
+  if (location.pathname !== '/' || !location.hash.startsWith('#/')) return null;
+  return location.hash.length > 2 ? `${MLFLOW_UI_BASE}${location.hash}` : null;
+}

@@ -1,0 +1,246 @@
+"""Every shipped configuration starts: the real binary, with exactly the environment and arguments each
+deployment file gives the container, only credentials and endpoints pointed at the SageMaker stand-in, must come
+up, answer /readyz with 200, stay up, and stop cleanly on SIGTERM. A setting the binary refuses fails the test
+with the file and line it came from.
+
+Run:  PROXY_BIN=target/debug/sagemaker-mlflow-proxy .venv/bin/pytest -q tests/deploy
+      DEPLOY_ROOT=/some/checkout ...   checks the deployment files of another checkout (default: this one)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from . import cfn
+from .configs import (ACCOUNT, ECS_REQUIRED, OIDC, REGION, Launch, _declared, all_launches, compose_binary,
+                      ecs_parameter_sets, sample_token_line)
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = Path(os.environ.get("DEPLOY_ROOT", REPO)).resolve()
+READY_WITHIN = 30.0  # seconds from exec to /readyz 200
+
+_WORKDIR = Path(tempfile.mkdtemp(prefix="deploy-configs-"))
+LAUNCHES = all_launches(ROOT, _WORKDIR)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    from tests import emulator as emu_mod
+
+    emu = emu_mod.start(mlflow_server="gunicorn")
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy_binary() -> Path:
+    p = Path(os.environ.get("PROXY_BIN", "target/debug/sagemaker-mlflow-proxy"))
+    p = p if p.is_absolute() else REPO / p
+    if not p.exists():
+        pytest.fail(f"proxy binary {p} not built (set PROXY_BIN)")
+    return p
+
+
+# Variables that say where the proxy's credentials and its upstreams are: replaced by the stand-in's.
+REDIRECTED = re.compile(r"^(AWS_.*|MLFLOW_PROXY_(ARN|UPSTREAM_URL|ASSUME_ROLE_ARN|LISTEN|ADMIN_LISTEN)|"
+                        r"OTEL_EXPORTER_OTLP(_TRACES|_METRICS)?_ENDPOINT|SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT)$")
+
+
+def redirected_env(launch: Launch, emu, tmp: Path) -> tuple[dict[str, str], str]:
+    """The launch's environment with credentials and endpoints pointed at the stand-in; also the URL it serves."""
+    info = emu.info
+    given = {k: s.value for k, s in launch.env.items()}
+    env = {k: v for k, v in given.items() if not REDIRECTED.match(k)}
+    port = _free_port()
+    env["MLFLOW_PROXY_LISTEN"] = f"127.0.0.1:{port}"
+    if "MLFLOW_PROXY_ADMIN_LISTEN" in given:
+        env["MLFLOW_PROXY_ADMIN_LISTEN"] = f"127.0.0.1:{_free_port()}"
+    signing_none = given.get("MLFLOW_PROXY_SIGNING", "sigv4").strip() == "none"
+    if signing_none:
+        env["MLFLOW_PROXY_UPSTREAM_URL"] = info["mlflow_url"]
+    else:
+        kind = "app" if ":mlflow-app/" in given.get("MLFLOW_PROXY_ARN", "") else "tracking_server"
+        stand_in = info["proxy_env"][kind]
+        env.update({k: v for k, v in stand_in.items() if k.startswith(("MLFLOW_PROXY_ARN", "MLFLOW_PROXY_UPSTREAM_URL",
+                                                                        "AWS_ENDPOINT_URL", "AWS_EC2_METADATA",
+                                                                        "AWS_REGION"))})
+        if given.get("MLFLOW_PROXY_ASSUME_ROLE_ARN"):
+            external = given.get("MLFLOW_PROXY_ASSUME_ROLE_EXTERNAL_ID", "").strip()
+            if external:
+                env["MLFLOW_PROXY_ASSUME_ROLE_ARN"] = info["role_external_id_arn"]
+                env["MLFLOW_PROXY_ASSUME_ROLE_EXTERNAL_ID"] = info["role_external_id"]
+            else:
+                env["MLFLOW_PROXY_ASSUME_ROLE_ARN"] = info["role_arn"]
+        # Credentials: a named profile stays a named profile (in an AWS config file of the stand-in's keys);
+        # anything else (task role, instance profile, exported keys) becomes the stand-in's keys in env.
+        profile = given.get("AWS_PROFILE", "").strip()
+        config, creds = tmp / "aws-config", tmp / "aws-credentials"
+        if profile:
+            config.write_text(f"[profile {profile}]\nregion = {info['region']}\n")
+            creds.write_text(f"[{profile}]\naws_access_key_id = {info['base_access_key_id']}\n"
+                             f"aws_secret_access_key = {info['base_secret_access_key']}\n")
+            env["AWS_PROFILE"] = profile
+        else:
+            config.write_text("")
+            creds.write_text("")
+            env["AWS_ACCESS_KEY_ID"] = info["base_access_key_id"]
+            env["AWS_SECRET_ACCESS_KEY"] = info["base_secret_access_key"]
+        env["AWS_CONFIG_FILE"], env["AWS_SHARED_CREDENTIALS_FILE"] = str(config), str(creds)
+    if any(k.startswith("OTEL_EXPORTER_OTLP") and k.endswith("ENDPOINT") for k in given):
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{_free_port()}"  # nothing listens: export fails quietly
+    # Paths the container has but this machine may not: the spool dir must exist.
+    if env.get("MLFLOW_PROXY_SPOOL_DIR") and not Path(env["MLFLOW_PROXY_SPOOL_DIR"]).is_dir():
+        env["MLFLOW_PROXY_SPOOL_DIR"] = str(tmp)
+    if "HOME" in env and not Path(env["HOME"]).is_dir():
+        env["HOME"] = str(tmp)
+    return env, f"http://127.0.0.1:{port}"
+
+
+def explain(launch: Launch, output: str) -> str:
+    """Names the file and line of the setting the binary refused."""
+    m = re.search(r"invalid setting (--[a-z0-9-]+) \((MLFLOW_PROXY_[A-Z0-9_]+)\)", output)
+    if m:
+        return f"{launch.where(env_var=m.group(2), flag=m.group(1))}\n  refused: {m.group(0)}"
+    m = re.search(r"the argument '(--[a-z0-9-]+)[ <]", output) or re.search(r"error: .*'(--[a-z0-9-]+)", output)
+    if m:
+        flag = m.group(1)
+        env_var = "MLFLOW_PROXY_" + flag[2:].upper().replace("-", "_")
+        return f"{launch.where(env_var=env_var, flag=flag)}\n  refused by the argument parser"
+    settings = "\n".join(f"  {k}={s.value!r}  ({s.where})" for k, s in sorted(launch.env.items()))
+    return f"(no setting named in the output) the configuration's settings:\n{settings}"
+
+
+def start_and_check(launch: Launch, binary: Path, emu, tmp: Path) -> None:
+    env, url = redirected_env(launch, emu, tmp)
+    log = tmp / "proxy.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(binary), *[a.value for a in launch.args]], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + READY_WITHIN
+        last = None
+        while True:
+            if proc.poll() is not None:
+                text = log.read_text(errors="replace")
+                pytest.fail(f"{launch.name}: the proxy exited with status {proc.returncode} at start:\n"
+                            f"  {explain(launch, text)}\n--- output ---\n{text[-3000:]}", pytrace=False)
+            try:
+                r = requests.get(f"{url}/readyz", timeout=2)
+                last = f"{r.status_code} {r.text[:300]}"
+                if r.status_code == 200:
+                    break
+            except requests.RequestException as e:
+                last = repr(e)
+            if time.monotonic() > deadline:
+                pytest.fail(f"{launch.name}: /readyz not 200 within {READY_WITHIN:g}s (last: {last})\n"
+                            f"{log.read_text(errors='replace')[-3000:]}", pytrace=False)
+            time.sleep(0.05)
+        # Stays up: still serving after answering, liveness and the dashboard's status included.
+        for path in ("healthz", "readyz", "api/proxy/status"):
+            r = requests.get(f"{url}/{path}", timeout=5)
+            assert r.status_code == 200, f"{launch.name}: /{path} answered {r.status_code}: {r.text[:300]}"
+        assert proc.poll() is None, f"{launch.name}: exited after becoming ready:\n{log.read_text()[-3000:]}"
+        # Stops cleanly: SIGTERM drains (nothing in flight) and exits 0 within the configured drain timeout.
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=40)
+        assert rc == 0, f"{launch.name}: exit status {rc} after SIGTERM:\n{log.read_text()[-3000:]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("launch,refused", LAUNCHES, ids=[launch.name for launch, _ in LAUNCHES])
+def test_configuration_starts_and_is_ready(launch: Launch, refused, proxy_binary, emulator, tmp_path):
+    assert refused is None, (f"{launch.name}: CloudFormation would refuse these parameters: {refused} "
+                             f"(the test's parameter set for this case must satisfy the template's Rules)")
+    start_and_check(launch, proxy_binary, emulator, tmp_path)
+
+
+def test_every_proxy_auth_and_ui_mode_of_the_template_is_covered():
+    template = cfn.load(ROOT / "ecs" / "proxy.yaml")
+    labels = [label for label, _ in ecs_parameter_sets(template)]
+    p = template["Parameters"]
+    for auth in p["ProxyAuth"]["AllowedValues"]:
+        for ui in p["UiAuth"]["AllowedValues"]:
+            assert f"ProxyAuth={auth!r} UiAuth={ui!r}" in labels
+
+
+# ------------------------------------------------------------------------------------------------ Rules
+
+
+def _refusal(params: dict[str, str]) -> cfn.RuleFailed | None:
+    stack = cfn.Stack(cfn.load(ROOT / "ecs" / "proxy.yaml"), params, region=REGION, account=ACCOUNT)
+    try:
+        stack.check_rules()
+    except cfn.RuleFailed as e:
+        return e
+    return None
+
+
+def _base() -> dict[str, str]:
+    return _declared(cfn.load(ROOT / "ecs" / "proxy.yaml"), ECS_REQUIRED)
+
+
+@pytest.mark.parametrize("extra,rule", [
+    ({"LoadBalancerScheme": "internet-facing"}, "InternetFacingNeedsAuthentication"),
+    ({"LoadBalancerScheme": "internet-facing", "ProxyAuth": "trusted-header"}, "TrustedHeaderNeedsInternalLoadBalancer"),
+    ({"ProxyAuth": "alb-oidc"}, "AlbOidcNeedsOidcAtTheLoadBalancer"),
+    ({"ProxyAuth": "token"}, "TokenAuthNeedsTokens"),
+    ({"ProxyAuth": "trusted-header", "AllowedIngressCidr": "0.0.0.0/0"}, "TrustedHeaderNeedsInternalLoadBalancer"),
+])
+def test_template_rules_refuse_unsafe_or_broken_stacks(extra, rule):
+    got = _refusal({**_base(), **extra})
+    assert got is not None and got.rule == rule, f"{extra}: expected Rule {rule} to refuse, got {got}"
+
+
+@pytest.mark.parametrize("extra", [
+    {"LoadBalancerScheme": "internet-facing", "ProxyAuth": "token",
+     "TokenSecretArn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:t-AbCdEf"},
+    {"LoadBalancerScheme": "internet-facing", "ProxyAuth": "alb-oidc", **OIDC},
+    # Fargate Spot runs ARM64 tasks on platform version 1.4.0 or later (the template's LATEST).
+    {"LoadBalancerScheme": "internet-facing", "CpuArchitecture": "ARM64", "CapacityType": "FARGATE_SPOT", **OIDC},
+])
+def test_template_rules_accept_authenticated_internet_facing_stacks(extra):
+    declared = cfn.load(ROOT / "ecs" / "proxy.yaml")["Parameters"]
+    got = _refusal({**_base(), **{k: v for k, v in extra.items() if k in declared}})
+    assert got is None, f"{extra}: refused by {got}"
+
+
+# ------------------------------------------------------------------------------------------------ compose
+
+
+def test_compose_without_env_file_stops_with_one_clear_line(tmp_path):
+    """`docker compose up` without .env must not start a proxy that exits and restarts in a loop."""
+    dc = compose_binary()
+    (tmp_path / "compose.yaml").write_text((ROOT / "compose.yaml").read_text())
+    r = subprocess.run([dc, "-f", str(tmp_path / "compose.yaml"), "config", "--quiet"], capture_output=True,
+                       text=True, env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}, timeout=60,
+                       cwd=tmp_path)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode != 0 and len(lines) == 1 and "MLFLOW_PROXY_ARN" in lines[0] and ".env" in lines[0], (
+        f"exit {r.returncode}, stderr: {r.stderr!r}")
+
+
+def test_sample_token_is_what_the_secret_holds():
+    token, line = sample_token_line()
+    assert line.split()[1] == hashlib.sha256(token.encode()).hexdigest()

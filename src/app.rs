@@ -68,8 +68,8 @@ impl App {
         let forwarder = Forwarder::new(&settings, stats.clone());
         let authenticator =
             Authenticator::new(&settings.auth, forwarder.client()).map_err(Error::Internal)?;
-        let policy = match &settings.policy_file {
-            Some(path) => Policy::load(path).map_err(Error::Internal)?,
+        let policy = match &settings.policy {
+            Some(source) => Policy::load(source).map_err(Error::Internal)?,
             None => Policy::allow_all(),
         };
         let policy = if settings.read_only {

@@ -155,8 +155,13 @@ pub struct Args {
     pub oidc_groups_claim: String,
 
     /// File of bearer tokens: one `NAME SHA256HEX [GROUP,GROUP]` per line; reloaded on SIGHUP.
-    #[arg(long, env = "MLFLOW_PROXY_TOKEN_FILE")]
+    #[arg(long, env = "MLFLOW_PROXY_TOKEN_FILE", conflicts_with = "tokens")]
     pub token_file: Option<PathBuf>,
+
+    /// The token file's content itself (same format, one entry per line), for platforms that hand
+    /// secrets over as environment variables (ECS `secrets`); instead of --token-file.
+    #[arg(long, env = "MLFLOW_PROXY_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
 
     /// Header carrying the user name in trusted-header mode.
     #[arg(
@@ -183,8 +188,13 @@ pub struct Args {
     pub trusted_header_sources: Vec<String>,
 
     /// Permissions file (TOML): which identities and groups may read, write, delete or administer.
-    #[arg(long, env = "MLFLOW_PROXY_POLICY")]
+    #[arg(long, env = "MLFLOW_PROXY_POLICY", conflicts_with = "policy_toml")]
     pub policy: Option<PathBuf>,
+
+    /// The permissions file's TOML content itself, for platforms that hand configuration over as
+    /// environment variables (an SSM parameter in ECS); instead of --policy.
+    #[arg(long, env = "MLFLOW_PROXY_POLICY_TOML")]
+    pub policy_toml: Option<String>,
 
     /// Allow only read operations, for everyone (a shortcut for a policy granting `read`).
     #[arg(long, env = "MLFLOW_PROXY_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -229,7 +239,8 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_UI_SESSION_DURATION", default_value = "8h", value_parser = parse_duration)]
     pub ui_session_duration: Duration,
 
-    /// Comma-separated origins (https://portal.example.com) that may embed the UI in an iframe, besides this proxy.
+    /// Comma-separated origins (https://portal.example.com) that may embed the UI in an iframe, besides
+    /// this proxy (`'self'`, always allowed, may be listed too).
     #[arg(long, env = "MLFLOW_PROXY_FRAME_ANCESTORS", value_delimiter = ',')]
     pub frame_ancestors: Vec<String>,
 
@@ -292,7 +303,8 @@ pub struct Settings {
     pub upstream: Upstream,
     pub assume_role: Option<AssumeRoleSettings>,
     pub auth: AuthSettings,
-    pub policy_file: Option<PathBuf>,
+    /// The permissions file (--policy) or its content (--policy-toml).
+    pub policy: Option<TextSource>,
     pub read_only: bool,
     pub per_user_sessions: bool,
     pub limits: LimitSettings,
@@ -339,7 +351,8 @@ pub struct AuthSettings {
     pub alb_key_url: String,
     pub oidc_identity_claim: String,
     pub oidc_groups_claim: String,
-    pub token_file: Option<PathBuf>,
+    /// The token file (--token-file) or its content (--tokens).
+    pub tokens: Option<TextSource>,
     pub trusted_header_user: http::HeaderName,
     pub trusted_header_groups: http::HeaderName,
     pub trusted_header_sources: Vec<Cidr>,
@@ -361,6 +374,37 @@ pub struct AssumeRoleSettings {
     pub session_name: String,
     pub external_id: Option<String>,
     pub duration: Duration,
+}
+
+/// Text a setting names by file or gives inline (from an environment variable).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TextSource {
+    File(PathBuf),
+    Inline {
+        /// The flag it came from, for messages.
+        flag: &'static str,
+        text: String,
+    },
+}
+
+impl TextSource {
+    /// The text: the file read now, or the inline value.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            TextSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            TextSource::Inline { text, .. } => Ok(text.clone()),
+        }
+    }
+
+    /// Where the text comes from, for messages: the file's path or the flag.
+    pub fn describe(&self) -> String {
+        match self {
+            TextSource::File(path) => path.display().to_string(),
+            TextSource::Inline { flag, .. } => (*flag).to_string(),
+        }
+    }
 }
 
 /// A settings error names the setting (flag and env var) and says what is wrong.
@@ -524,15 +568,32 @@ impl Args {
             }),
         };
         let auth = self.auth_settings()?;
-        if let Some(path) = &self.policy {
-            if !path.is_file() {
-                return Err(setting_error(
-                    "--policy",
-                    "MLFLOW_PROXY_POLICY",
-                    format!("{} is not a file", path.display()),
-                ));
+        let policy = match (&self.policy, &self.policy_toml) {
+            (Some(path), _) => {
+                if !path.is_file() {
+                    return Err(setting_error(
+                        "--policy",
+                        "MLFLOW_PROXY_POLICY",
+                        format!("{} is not a file", path.display()),
+                    ));
+                }
+                Some(TextSource::File(path.clone()))
             }
-        }
+            (None, Some(text)) if !text.trim().is_empty() => {
+                if let Err(e) = crate::policy::Policy::parse(text) {
+                    return Err(setting_error(
+                        "--policy-toml",
+                        "MLFLOW_PROXY_POLICY_TOML",
+                        e,
+                    ));
+                }
+                Some(TextSource::Inline {
+                    flag: "--policy-toml",
+                    text: text.clone(),
+                })
+            }
+            (None, _) => None,
+        };
         if !(self.rate_limit >= 0.0 && self.rate_limit.is_finite()) {
             return Err(setting_error(
                 "--rate-limit",
@@ -556,11 +617,7 @@ impl Args {
                 "must be between 30m and 12h (SageMaker's limits)",
             ));
         }
-        let frame_ancestors = parse_origins(
-            &self.frame_ancestors,
-            "--frame-ancestors",
-            "MLFLOW_PROXY_FRAME_ANCESTORS",
-        )?;
+        let frame_ancestors = parse_frame_ancestors(&self.frame_ancestors)?;
         let cors_allowed_origins = parse_origins(
             &self.cors_allowed_origins,
             "--cors-allowed-origins",
@@ -648,7 +705,7 @@ impl Args {
             upstream,
             assume_role,
             auth,
-            policy_file: self.policy.clone(),
+            policy,
             read_only: self.read_only,
             per_user_sessions: self.per_user_sessions,
             limits: LimitSettings {
@@ -697,23 +754,34 @@ impl Args {
                 "required with --auth alb-oidc",
             );
         }
-        if modes.contains(&AuthMode::Token) && self.token_file.is_none() {
+        let tokens = match (&self.token_file, &self.tokens) {
+            (Some(path), _) => Some((
+                TextSource::File(path.clone()),
+                ("--token-file", "MLFLOW_PROXY_TOKEN_FILE"),
+            )),
+            (None, Some(text)) if !text.trim().is_empty() => Some((
+                TextSource::Inline {
+                    flag: "--tokens",
+                    text: text.clone(),
+                },
+                ("--tokens", "MLFLOW_PROXY_TOKENS"),
+            )),
+            (None, _) => None,
+        };
+        if modes.contains(&AuthMode::Token) && tokens.is_none() {
             return err(
                 "--token-file",
                 "MLFLOW_PROXY_TOKEN_FILE",
-                "required with --auth token",
+                "required with --auth token (or the file's content in --tokens / MLFLOW_PROXY_TOKENS)",
             );
         }
-        if let Some(path) = &self.token_file {
-            if let Err(e) = std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| crate::auth::tokens::parse_token_file(&t).map(|_| ()))
-            {
-                return Err(setting_error(
-                    "--token-file",
-                    "MLFLOW_PROXY_TOKEN_FILE",
-                    format!("{}: {e}", path.display()),
-                ));
+        if let Some((source, (flag, env))) = &tokens {
+            if let Err(e) = source.read().and_then(|t| {
+                crate::auth::tokens::parse_token_file(&t)
+                    .map(|_| ())
+                    .map_err(|e| format!("{}: {e}", source.describe()))
+            }) {
+                return Err(setting_error(flag, env, e));
             }
         }
         let trusted_header_sources = self
@@ -761,7 +829,7 @@ impl Args {
             alb_key_url,
             oidc_identity_claim: self.oidc_identity_claim.clone(),
             oidc_groups_claim: self.oidc_groups_claim.clone(),
-            token_file: self.token_file.clone(),
+            tokens: tokens.map(|(source, _)| source),
             trusted_header_user: header_name(
                 &self.trusted_header_user,
                 "--trusted-header-user",
@@ -775,6 +843,27 @@ impl Args {
             trusted_header_sources,
         })
     }
+}
+
+/// `--frame-ancestors`: origins, plus the CSP keyword `'self'`, which is always in the policy (the
+/// dashboard frames the UI), so listing it changes nothing. `'none'` would break the dashboard: refused.
+fn parse_frame_ancestors(raw: &[String]) -> Result<Vec<String>, SettingsError> {
+    let (flag, env) = ("--frame-ancestors", "MLFLOW_PROXY_FRAME_ANCESTORS");
+    let mut origins = Vec::new();
+    for value in raw.iter().map(|s| s.trim()) {
+        match value.to_ascii_lowercase().as_str() {
+            "'self'" => {}
+            "'none'" => {
+                return Err(setting_error(
+                    flag,
+                    env,
+                    "'none' cannot be honoured: the proxy's own dashboard frames the UI ('self' is always allowed); list only the other origins that may frame it",
+                ))
+            }
+            _ => origins.push(value.to_string()),
+        }
+    }
+    parse_origins(&origins, flag, env)
 }
 
 /// Origins as `scheme://host[:port]` (a leading `*.` in the host is allowed, as in CSP); never `*`.
@@ -1080,6 +1169,78 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.flag, "--cors-allowed-origins", "{bad}");
         }
+    }
+
+    #[test]
+    fn frame_ancestors_take_self_but_not_none() {
+        // The shipped ECS files pass 'self'; it is always in the policy, so it is accepted and dropped.
+        let s = args(&[
+            "--arn",
+            TS,
+            "--frame-ancestors",
+            "'self',https://portal.example.com",
+        ])
+        .validate(&PluginEnv::default())
+        .unwrap();
+        assert_eq!(s.frame_ancestors, ["https://portal.example.com"]);
+        let s = args(&["--arn", TS, "--frame-ancestors", "'self'"])
+            .validate(&PluginEnv::default())
+            .unwrap();
+        assert!(s.frame_ancestors.is_empty());
+        let err = args(&["--arn", TS, "--frame-ancestors", "'none'"])
+            .validate(&PluginEnv::default())
+            .unwrap_err();
+        assert_eq!(err.env, "MLFLOW_PROXY_FRAME_ANCESTORS");
+        assert!(err.message.contains("'none'"), "{}", err.message);
+    }
+
+    #[test]
+    fn tokens_and_policy_inline_or_from_files() {
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let inline = format!("# from Secrets Manager\nci {hash} ci\n");
+        let s = args(&["--arn", TS, "--auth", "token", "--tokens", &inline])
+            .validate(&PluginEnv::default())
+            .unwrap();
+        assert_eq!(
+            s.auth.tokens,
+            Some(TextSource::Inline {
+                flag: "--tokens",
+                text: inline.clone()
+            })
+        );
+        let err = args(&["--arn", TS, "--auth", "token", "--tokens", "ci nothex"])
+            .validate(&PluginEnv::default())
+            .unwrap_err();
+        assert_eq!(err.env, "MLFLOW_PROXY_TOKENS");
+        assert!(err.message.contains("line 1"), "{}", err.message);
+        let err = args(&["--arn", TS, "--auth", "token"])
+            .validate(&PluginEnv::default())
+            .unwrap_err();
+        assert!(
+            err.message.contains("MLFLOW_PROXY_TOKENS"),
+            "{}",
+            err.message
+        );
+        assert!(Cli::try_parse_from([
+            "p",
+            "--arn",
+            TS,
+            "--tokens",
+            &inline,
+            "--token-file",
+            "/etc/tokens"
+        ])
+        .is_err());
+
+        let toml = "default = [\"read\"]\n";
+        let s = args(&["--arn", TS, "--policy-toml", toml])
+            .validate(&PluginEnv::default())
+            .unwrap();
+        assert_eq!(s.policy.unwrap().read().unwrap(), toml);
+        let err = args(&["--arn", TS, "--policy-toml", "default = [\"fly\"]"])
+            .validate(&PluginEnv::default())
+            .unwrap_err();
+        assert_eq!(err.env, "MLFLOW_PROXY_POLICY_TOML");
     }
 
     #[test]

@@ -75,11 +75,11 @@ impl Authenticator {
             None
         };
         let tokens = if has(AuthMode::Token) {
-            let path = settings
-                .token_file
+            let source = settings
+                .tokens
                 .as_ref()
                 .ok_or("--token-file is required with --auth token")?;
-            Some(TokenStore::load(path)?)
+            Some(TokenStore::load(source)?)
         } else {
             None
         };

@@ -8,12 +8,13 @@
 //! A presented token is hashed and compared with every entry in constant time, so neither the match nor
 //! its position shows in the timing. The file is reloaded on SIGHUP.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::config::TextSource;
 
 #[derive(Debug, Clone)]
 pub struct TokenEntry {
@@ -23,7 +24,7 @@ pub struct TokenEntry {
 }
 
 pub struct TokenStore {
-    path: PathBuf,
+    source: TextSource,
     entries: ArcSwap<Vec<TokenEntry>>,
 }
 
@@ -72,22 +73,22 @@ pub fn parse_token_file(text: &str) -> Result<Vec<TokenEntry>, String> {
 }
 
 impl TokenStore {
-    pub fn load(path: &Path) -> Result<Arc<Self>, String> {
-        let entries = Self::read(path)?;
+    pub fn load(source: &TextSource) -> Result<Arc<Self>, String> {
+        let entries = Self::read(source)?;
         Ok(Arc::new(TokenStore {
-            path: path.to_path_buf(),
+            source: source.clone(),
             entries: ArcSwap::from_pointee(entries),
         }))
     }
 
-    fn read(path: &Path) -> Result<Vec<TokenEntry>, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        parse_token_file(&text).map_err(|e| format!("{}: {e}", path.display()))
+    fn read(source: &TextSource) -> Result<Vec<TokenEntry>, String> {
+        let text = source.read()?;
+        parse_token_file(&text).map_err(|e| format!("{}: {e}", source.describe()))
     }
 
-    /// Re-reads the file; on error the previous tokens stay in force.
+    /// Re-reads the file (inline tokens stay as they are); on error the previous tokens stay in force.
     pub fn reload(&self) -> Result<usize, String> {
-        let entries = Self::read(&self.path)?;
+        let entries = Self::read(&self.source)?;
         let count = entries.len();
         self.entries.store(Arc::new(entries));
         Ok(count)
@@ -135,7 +136,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens");
         std::fs::write(&path, file).unwrap();
-        let store = TokenStore::load(&path).unwrap();
+        let store = TokenStore::load(&TextSource::File(path.clone())).unwrap();
         let ci = store.check("ci-secret").unwrap();
         assert_eq!(ci.name, "ci");
         assert_eq!(ci.groups, ["ci", "writers"]);

@@ -19,7 +19,6 @@
 pub mod routes;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -126,9 +125,9 @@ impl Policy {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(source: &crate::config::TextSource) -> Result<Self, String> {
+        let text = source.read()?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", source.describe()))
     }
 
     /// Applies `--read-only` on top: whatever the file grants, only reads remain.

@@ -181,14 +181,21 @@ class Stack:
 
     # ---------------------------------------------------------------------------------------- rules
 
-    def check_rules(self) -> None:
-        """Raises RuleFailed for the first Rule whose assertion fails (CloudFormation refuses the stack)."""
+    def rule_failures(self) -> list[RuleFailed]:
+        """Every Rule assertion that fails for these parameter values (CloudFormation refuses the stack)."""
+        out = []
         for name, rule in (self.template.get("Rules") or {}).items():
             if "RuleCondition" in rule and not self.eval(rule["RuleCondition"]):
                 continue
             for a in rule["Assertions"]:
                 if not self.eval(a["Assert"]):
-                    raise RuleFailed(name, a.get("AssertDescription", ""), a.line)
+                    out.append(RuleFailed(name, a.get("AssertDescription", ""), a.line))
+        return out
+
+    def check_rules(self) -> None:
+        failures = self.rule_failures()
+        if failures:
+            raise failures[0]
 
 
 def _sub(stack: Stack, v: Any) -> str:

@@ -170,20 +170,14 @@ def ecs_template_launches(root: Path) -> Iterator[tuple[Launch, Optional[cfn.Rul
         td = template["Resources"]["TaskDefinition"]["Properties"]
         (container,) = td["ContainerDefinitions"]
         env = image_env(root)
-        for item in container.get("Environment", []):
+        for item, line in _items(container.get("Environment", []), stack):
             stack.refs.clear()
             entry = stack.eval(item)
-            if entry is cfn.NO_VALUE or not entry:
-                continue
-            line = _line(item, stack)
             env[entry["Name"]] = Setting(str(entry["Value"]), _cite(rel, line, stack, template))
         samples = secret_samples(root)
-        for item in container.get("Secrets", []):
+        for item, line in _items(container.get("Secrets", []), stack):
             stack.refs.clear()
             entry = stack.eval(item)
-            if entry is cfn.NO_VALUE or not entry:
-                continue
-            line = _line(item, stack)
             name = entry["Name"]
             assert name in samples, f"{rel}:{line}: no sample value for the secret {name} ({entry['ValueFrom']})"
             env[name] = Setting(samples[name], _cite(rel, line, stack, template) + f" (secret {entry['ValueFrom']})")
@@ -192,12 +186,19 @@ def ecs_template_launches(root: Path) -> Iterator[tuple[Launch, Optional[cfn.Rul
         yield Launch(f"{rel} {label}", env, args), refused
 
 
-def _line(item: Any, stack: cfn.Stack) -> int:
-    """The line of a list item, or of the branch an `!If` item chose."""
-    if isinstance(item, dict) and "Fn::If" in item:
-        cond, yes, no = item["Fn::If"]
-        return getattr(yes if stack.condition(cond) else no, "line", 0) or getattr(item, "line", 0)
-    return getattr(item, "line", 0)
+def _items(node: Any, stack: cfn.Stack, line: int = 0) -> Iterator[tuple[Any, int]]:
+    """The items of a list property with every `!If` resolved (the list itself may be one), each with its line;
+    AWS::NoValue items left out."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        cond, yes, no = node["Fn::If"]
+        yield from _items(yes if stack.condition(cond) else no, stack, getattr(node, "line", line))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _items(item, stack, getattr(item, "line", line))
+    elif isinstance(node, dict) and node.get("Ref") == "AWS::NoValue":
+        return
+    elif isinstance(node, dict) and node:
+        yield node, getattr(node, "line", 0) or line
 
 
 def _cite(rel: Path, line: int, stack: cfn.Stack, template: cfn.LDict) -> str:

@@ -119,7 +119,14 @@ def explain(launch: Launch, output: str) -> str:
     """Names the file and line of the setting the binary refused."""
     m = re.search(r"invalid setting (--[a-z0-9-]+) \((MLFLOW_PROXY_[A-Z0-9_]+)\)", output)
     if m:
-        return f"{launch.where(env_var=m.group(2), flag=m.group(1))}\n  refused: {m.group(0)}"
+        why = f"{launch.where(env_var=m.group(2), flag=m.group(1))}\n  refused: {m.group(0)}"
+        # A setting that is missing is required by another one: name that one's line too.
+        needed_by = re.search(r"with (--[a-z0-9-]+)", output[m.end():].splitlines()[0] if output[m.end():] else "")
+        if needed_by:
+            flag = needed_by.group(1)
+            env_var = "MLFLOW_PROXY_" + flag[2:].upper().replace("-", "_")
+            why += f"\n  required because of {launch.where(env_var=env_var, flag=flag)}"
+        return why
     m = re.search(r"the argument '(--[a-z0-9-]+)[ <]", output) or re.search(r"error: .*'(--[a-z0-9-]+)", output)
     if m:
         flag = m.group(1)
@@ -154,10 +161,23 @@ def start_and_check(launch: Launch, binary: Path, emu, tmp: Path) -> None:
                 pytest.fail(f"{launch.name}: /readyz not 200 within {READY_WITHIN:g}s (last: {last})\n"
                             f"{log.read_text(errors='replace')[-3000:]}", pytrace=False)
             time.sleep(0.05)
-        # Stays up: still serving after answering, liveness and the dashboard's status included.
-        for path in ("healthz", "readyz", "api/proxy/status"):
+        # Stays up and serves: liveness, readiness, and one MLflow call through to the stand-in, as the
+        # configured inbound authentication lets a caller in (a bearer token from the configuration's token
+        # secret) or refuses an anonymous one.
+        for path in ("healthz", "readyz"):
             r = requests.get(f"{url}/{path}", timeout=5)
             assert r.status_code == 200, f"{launch.name}: /{path} answered {r.status_code}: {r.text[:300]}"
+        modes = {m.strip() for m in env.get("MLFLOW_PROXY_AUTH", "none").split(",")}
+        headers = {}
+        if "MLFLOW_PROXY_TOKENS" in env or "MLFLOW_PROXY_TOKEN_FILE" in env:
+            headers["Authorization"] = f"Bearer {sample_token_line()[0]}"
+        r = requests.get(f"{url}/api/2.0/mlflow/experiments/search", params={"max_results": "1"}, headers=headers,
+                         timeout=30)
+        if "none" in modes or headers:
+            assert r.status_code == 200 and "experiments" in r.json(), (
+                f"{launch.name}: experiments/search answered {r.status_code}: {r.text[:300]}")
+        else:
+            assert r.status_code == 401, f"{launch.name}: anonymous call not refused ({modes}): {r.status_code}"
         assert proc.poll() is None, f"{launch.name}: exited after becoming ready:\n{log.read_text()[-3000:]}"
         # Stops cleanly: SIGTERM drains (nothing in flight) and exits 0 within the configured drain timeout.
         proc.send_signal(signal.SIGTERM)
@@ -188,13 +208,8 @@ def test_every_proxy_auth_and_ui_mode_of_the_template_is_covered():
 # ------------------------------------------------------------------------------------------------ Rules
 
 
-def _refusal(params: dict[str, str]) -> cfn.RuleFailed | None:
-    stack = cfn.Stack(cfn.load(ROOT / "ecs" / "proxy.yaml"), params, region=REGION, account=ACCOUNT)
-    try:
-        stack.check_rules()
-    except cfn.RuleFailed as e:
-        return e
-    return None
+def _refusals(params: dict[str, str]) -> list[cfn.RuleFailed]:
+    return cfn.Stack(cfn.load(ROOT / "ecs" / "proxy.yaml"), params, region=REGION, account=ACCOUNT).rule_failures()
 
 
 def _base() -> dict[str, str]:
@@ -209,8 +224,8 @@ def _base() -> dict[str, str]:
     ({"ProxyAuth": "trusted-header", "AllowedIngressCidr": "0.0.0.0/0"}, "TrustedHeaderNeedsInternalLoadBalancer"),
 ])
 def test_template_rules_refuse_unsafe_or_broken_stacks(extra, rule):
-    got = _refusal({**_base(), **extra})
-    assert got is not None and got.rule == rule, f"{extra}: expected Rule {rule} to refuse, got {got}"
+    got = _refusals({**_base(), **extra})
+    assert rule in [f.rule for f in got], f"{extra}: expected Rule {rule} to refuse, got {[str(f) for f in got]}"
 
 
 @pytest.mark.parametrize("extra", [
@@ -222,8 +237,8 @@ def test_template_rules_refuse_unsafe_or_broken_stacks(extra, rule):
 ])
 def test_template_rules_accept_authenticated_internet_facing_stacks(extra):
     declared = cfn.load(ROOT / "ecs" / "proxy.yaml")["Parameters"]
-    got = _refusal({**_base(), **{k: v for k, v in extra.items() if k in declared}})
-    assert got is None, f"{extra}: refused by {got}"
+    got = _refusals({**_base(), **{k: v for k, v in extra.items() if k in declared}})
+    assert not got, f"{extra}: refused by {[str(f) for f in got]}"
 
 
 # ------------------------------------------------------------------------------------------------ compose

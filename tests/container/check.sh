@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static and image checks for the shipping files: Dockerfile, .dockerignore, compose.yaml, .env.example,
+# Static and image checks for the shipping files: Dockerfile, .dockerignore, compose.yaml, compose.local.yaml, .env.example,
 # ecs/, deploy/. Installs what it needs (idempotent; fast when already installed).
 #
 #   tests/container/check.sh                       all checks; the image part needs a static binary
@@ -169,30 +169,33 @@ PROXY_UID=1000
 PROXY_GID=1000
 AWS_CONFIG_DIR=$awsdir
 EOF
-  run "compose: .env.example sets every variable compose.yaml requires of .env" python3 - <<'EOF'
+  run "compose: .env.example sets every variable compose.yaml requires (\${VAR:?...})" python3 - <<'EOF'
 import re, sys
 example = {l.split("=", 1)[0] for l in open(".env.example") if re.match(r"^[A-Z_]+=", l)}
-need = {"MLFLOW_PROXY_ARN", "AWS_PROFILE", "AWS_REGION", "PROXY_UID", "PROXY_GID"}
-sys.exit(f"missing in .env.example: {sorted(need - example)}" if need - example else 0)
+need = set(re.findall(r"\$\{([A-Z_]+):\?", open("compose.yaml").read()))
+sys.exit(f"missing in .env.example: {sorted(need - example)}" if need - example or not need else 0)
 EOF
   local version
   version="$("$COMPOSE" version --short 2>&1)" || true
   local base=("$COMPOSE" --project-directory "$ROOT" -f compose.yaml --env-file "$env_file")
-  run "docker compose $version config: default profile" "${base[@]}" config --quiet
-  run "docker compose $version config: local profile" "${base[@]}" --profile local config --quiet
-  run "docker compose config: default profile runs only proxy; local adds mlflow, proxy-local" bash -c '
+  local local_=("$COMPOSE" --project-directory "$ROOT" -f compose.local.yaml --env-file /dev/null)
+  run "docker compose $version config: compose.yaml" "${base[@]}" config --quiet
+  run "docker compose $version config: compose.local.yaml (no .env)" "${local_[@]}" config --quiet
+  run "docker compose config: compose.yaml runs proxy; compose.local.yaml runs mlflow, proxy-local" bash -c '
     set -e
-    d="$("$@" config --services | sort | tr "\n" " ")"
-    l="$("$@" --profile local config --services | sort | tr "\n" " ")"
-    [[ "$d" == "proxy " && "$l" == "mlflow proxy proxy-local " ]] || { echo "default: $d / local: $l"; exit 1; }' _ "${base[@]}"
-  "${base[@]}" --profile local config --format json >"$WORK/compose.json" 2>&1 || true
+    d="$("$1" --project-directory "$2" -f compose.yaml --env-file "$3" config --services | sort | tr "\n" " ")"
+    l="$("$1" --project-directory "$2" -f compose.local.yaml --env-file /dev/null config --services | sort | tr "\n" " ")"
+    [[ "$d" == "proxy " && "$l" == "mlflow proxy-local " ]] || { echo "compose.yaml: $d / compose.local.yaml: $l"; exit 1; }' \
+    _ "$COMPOSE" "$ROOT" "$env_file"
+  "${base[@]}" config --format json >"$WORK/compose.json" 2>&1 || true
+  "${local_[@]}" config --format json >"$WORK/compose-local.json" 2>&1 || true
   run "docker compose config: proxy services are read-only, non-root, tmpfs /tmp, no caps, healthcheck, ~/.aws read-only" \
     python3 -c '
 import json, sys
 cfg = json.load(open(sys.argv[1]))
+local_cfg = json.load(open(sys.argv[2]))
 errs = []
-for name in ("proxy", "proxy-local"):
-    s = cfg["services"][name]
+for name, s in (("proxy", cfg["services"]["proxy"]), ("proxy-local", local_cfg["services"]["proxy-local"])):
     if s.get("read_only") is not True: errs.append(f"{name}: read_only")
     if not any(t.startswith("/tmp") for t in s.get("tmpfs", [])): errs.append(f"{name}: tmpfs /tmp")
     if s.get("cap_drop") != ["ALL"]: errs.append(f"{name}: cap_drop ALL")
@@ -208,11 +211,15 @@ vols = [v for v in p.get("volumes", []) if v.get("target") == env.get("HOME", "?
 if not (vols and vols[0].get("read_only")): errs.append("proxy: ~/.aws mounted read-only at $HOME/.aws")
 if not env.get("AWS_CONFIG_FILE", "").startswith(env.get("HOME", "?")): errs.append("proxy: AWS_CONFIG_FILE under HOME")
 if p.get("user") != "1000:1000": errs.append("proxy: user from PROXY_UID/PROXY_GID")
-local = cfg["services"]["proxy-local"]["environment"]
+local = local_cfg["services"]["proxy-local"]["environment"]
 if local.get("MLFLOW_PROXY_SIGNING") != "none" or not local.get("MLFLOW_PROXY_UPSTREAM_URL", "").startswith("http://mlflow:"): errs.append("proxy-local: --signing none against mlflow")
-img = cfg["services"]["mlflow"]["image"]
+img = local_cfg["services"]["mlflow"]["image"]
 if img.endswith(":latest") or ":" not in img.rsplit("/", 1)[-1]: errs.append("mlflow: image pinned")
-sys.exit("; ".join(errs) or 0)' "$WORK/compose.json"
+sys.exit("; ".join(errs) or 0)' "$WORK/compose.json" "$WORK/compose-local.json"
+  # Without .env: one line naming MLFLOW_PROXY_ARN and .env, nothing started (tests/deploy checks the same).
+  run "docker compose config: compose.yaml without .env stops with one line about MLFLOW_PROXY_ARN" bash -c '
+    out="$("$1" --project-directory "$2" -f compose.yaml --env-file /dev/null config --quiet 2>&1)" && { echo "accepted"; exit 1; }
+    [[ $(grep -c . <<<"$out") == 1 && "$out" == *MLFLOW_PROXY_ARN*.env* ]] || { echo "$out"; exit 1; }' _ "$COMPOSE" "$ROOT"
   # A broken file must fail: proves we call the real binary, whose exit code means something.
   printf 'services:\n  x:\n    image: [\n' >"$WORK/broken-compose.yaml"
   run "docker compose config: rejects a broken file (exit code is real)" \

@@ -4,9 +4,11 @@
    against the operation's input shape (the same check the AWS CLI makes before sending
    `aws ecs register-task-definition --cli-input-json file://ecs/task-definition.json`).
 2. Both the JSON and the template's task definition run the proxy the way the image expects (port,
-   user, read-only root with a /tmp volume, healthcheck subcommand, JSON logs) and keep the shutdown
-   timings in order: proxy drain timeout < container stopTimeout, and the target group's
-   deregistration delay covers the drain.
+   user, read-only root with a /tmp volume, healthcheck subcommand, JSON logs, blocking log delivery)
+   and keep the timings in order. ECS deregisters the target and waits for the load balancer to drain it
+   before it sends SIGTERM, so: --request-timeout <= the deregistration delay (in-flight requests finish
+   before SIGTERM), --request-timeout < the load balancer's idle timeout (the proxy's 504 comes first),
+   --drain-timeout < container stopTimeout (SIGKILL comes last). The target group checks /readyz.
 3. The template's task-role IAM is what docs/deploy.md promises: the Tracking Server read and write
    statements together hold every `sagemaker-mlflow:` action that cfn-lint's IAM data knows, with no
    overlap and only Get/Search/List (+AccessUI) on the read side; presigned-URL actions only under the
@@ -106,6 +108,9 @@ def container_checks(label: str, c: dict, volumes: list[str], get) -> float:
     stop = get(c, "stopTimeout")
     check(isinstance(stop, int) and drain < stop <= 120,
           f"{label}: proxy drain timeout ({drain:g}s) < container stopTimeout ({stop}s) <= 120s")
+    logs = get(c, "logConfiguration") or {}
+    check(get(logs, "logDriver") == "awslogs" and (get(logs, "options") or {}).get("mode") == "blocking",
+          f"{label}: awslogs in blocking mode (audit lines are never dropped)")
     return drain
 
 
@@ -142,11 +147,18 @@ cfn_drain = container_checks("proxy.yaml", cfn_containers[0], [v["Name"] for v i
 tg = resources["TargetGroup"]["Properties"]
 tg_attrs = {a["Key"]: a["Value"] for a in tg.get("TargetGroupAttributes", [])}
 dereg = int(tg_attrs.get("deregistration_delay.timeout_seconds", "300"))
-check(cfn_drain <= dereg <= cfn_containers[0]["StopTimeout"],
-      f"proxy.yaml: drain ({cfn_drain:g}s) <= deregistration delay ({dereg}s) <= stopTimeout "
-      f"({cfn_containers[0]['StopTimeout']}s)")
-check(tg.get("HealthCheckPath") == "/healthz" and tg.get("Port") == 8080 and tg.get("TargetType") == "ip",
-      "proxy.yaml: target group checks /healthz on port 8080 (ip targets)")
+cfn_env = {e["Name"]: e["Value"] for e in expand_if(cfn_containers[0]["Environment"])}
+request_timeout = seconds(cfn_env.get("MLFLOW_PROXY_REQUEST_TIMEOUT", "300s"))
+lb_attrs = {a["Key"]: a["Value"] for a in expand_if(resources["LoadBalancer"]["Properties"]["LoadBalancerAttributes"])}
+idle = int(lb_attrs.get("idle_timeout.timeout_seconds", "60"))
+check(request_timeout <= dereg, f"proxy.yaml: --request-timeout ({request_timeout:g}s) <= deregistration delay "
+      f"({dereg}s): in-flight requests finish before ECS sends SIGTERM")
+check(request_timeout < idle, f"proxy.yaml: --request-timeout ({request_timeout:g}s) < load balancer idle timeout "
+      f"({idle}s)")
+check(tg.get("HealthCheckPath") == "/readyz" and tg.get("Port") == 8080 and tg.get("TargetType") == "ip",
+      "proxy.yaml: target group checks /readyz on port 8080 (ip targets)")
+check("DesiredCount" not in resources["Service"]["Properties"],
+      "proxy.yaml: the service leaves DesiredCount to the autoscaler")
 scaling = resources["RequestCountScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
 check(scaling["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ALBRequestCountPerTarget",
       "proxy.yaml: scales on ALBRequestCountPerTarget")

@@ -104,6 +104,12 @@ emulator: venv
 	mkdir -p $(ARTIFACTS)
 	$(VENV_PY) -m tests.emulator --state-file $(ARTIFACTS)/emulator.json
 
+# Every shipped deployment configuration (ECS template and task definition, compose files with .env.example,
+# systemd unit) started with the real binary against the stand-in: tests/deploy.
+.PHONY: test-deploy
+test-deploy: build venv
+	PROXY_BIN=$(DEBUG_BIN) $(VENV)/bin/pytest -q -p no:cacheprovider --timeout 300 -rf tests/deploy
+
 .PHONY: test-browser
 test-browser: build venv system-deps
 	PROXY_BIN=$(DEBUG_BIN) ARTIFACTS=$(ARTIFACTS) $(VENV)/bin/pytest -q -p no:cacheprovider --timeout 300 -rf tests/browser
@@ -113,7 +119,7 @@ test-container: release venv system-deps
 	PROXY_BIN=$(RELEASE_BIN) bash tests/container/check.sh
 
 .PHONY: test
-test: lint test-rust test-frontend test-e2e test-browser test-container fuzz
+test: lint test-rust test-frontend test-e2e test-deploy test-browser test-container fuzz
 	@echo "make test: all suites passed"
 
 # Fuzzing: ARN parsing, path classification and ALB token parsing, each for a bounded time. Built

@@ -10,6 +10,7 @@ Run:  PROXY_BIN=target/debug/sagemaker-mlflow-proxy .venv/bin/pytest -q tests/de
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -29,6 +30,7 @@ from .configs import (ACCOUNT, ECS_REQUIRED, OIDC, REGION, Launch, _declared, al
 REPO = Path(__file__).resolve().parents[2]
 ROOT = Path(os.environ.get("DEPLOY_ROOT", REPO)).resolve()
 READY_WITHIN = 30.0  # seconds from exec to /readyz 200
+SERVER_ARN_FOR_ALARM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/no-credentials"
 
 _WORKDIR = Path(tempfile.mkdtemp(prefix="deploy-configs-"))
 LAUNCHES = all_launches(ROOT, _WORKDIR)
@@ -259,3 +261,42 @@ def test_compose_without_env_file_stops_with_one_clear_line(tmp_path):
 def test_sample_token_is_what_the_secret_holds():
     token, line = sample_token_line()
     assert line.split()[1] == hashlib.sha256(token.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ alarms
+
+
+def test_credential_failure_metric_filter_matches_what_the_proxy_logs(proxy_binary, tmp_path):
+    """The template's metric filter (for the credential-failure alarm) must match the JSON line the binary writes
+    when it has no credentials: run it without any, with the template's JSON logs, and apply the filter."""
+    template = cfn.load(ROOT / "ecs" / "proxy.yaml")
+    filters = [r["Properties"]["FilterPattern"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::Logs::MetricFilter"]
+    assert filters, "ecs/proxy.yaml has no metric filter for credential failures"
+    conditions = [re.fullmatch(r'\{\s*\$\.(\w+)\s*=\s*"([^"]*)"\s*\}', f.strip()) for f in filters]
+    assert all(conditions), f"unsupported filter pattern(s): {filters}"
+    (tmp_path / "empty").write_text("")
+    env = {"MLFLOW_PROXY_ARN": SERVER_ARN_FOR_ALARM, "MLFLOW_PROXY_LISTEN": f"127.0.0.1:{_free_port()}",
+           "MLFLOW_PROXY_LOG_FORMAT": "json", "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONFIG_FILE": str(tmp_path / "empty"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "empty"),
+           "HOME": str(tmp_path)}
+    proc = subprocess.Popen([str(proxy_binary)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True)
+    matched, seen = None, []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and matched is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if all(str(event.get(m.group(1))) == m.group(2) for m in conditions):
+                matched = event
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert matched, f"no log line matched {filters}; the proxy wrote:\n" + "\n".join(seen[-20:])

@@ -28,8 +28,9 @@ fn readme_lists_every_flag_with_its_env_var() {
             readme.contains(&row),
             "README's settings table lacks the row for --{flag}: {row}"
         );
+        // `[env: NAME]` without a value where the value is secret (hide_env_values).
         assert!(
-            help.contains(&format!("[env: {env}=")),
+            help.contains(&format!("[env: {env}=")) || help.contains(&format!("[env: {env}]")),
             "--{flag} has no env var {env}"
         );
         checked += 1;

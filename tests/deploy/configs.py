@@ -144,6 +144,10 @@ def ecs_parameter_sets(template: cfn.LDict) -> Iterator[tuple[str, dict[str, str
     yield "MLflow App", {**base, "MlflowArn": APP_ARN}
     yield "AssumeRoleArn + ExternalId", {**base, "AssumeRoleArn": f"arn:aws:iam::{ACCOUNT}:role/mlflow-access",
                                          "AssumeRoleExternalId": "example-external-id"}
+    if "PerUserSessions" in declared:
+        yield "PerUserSessions with AssumeRoleArn and ProxyAuth token", {
+            **base, **_declared(template, TOKEN_SECRET), "ProxyAuth": "token", "PerUserSessions": "true",
+            "AssumeRoleArn": f"arn:aws:iam::{ACCOUNT}:role/mlflow-access"}
     yield "UpstreamUrl", {**base, "UpstreamUrl": f"https://vpce-0123-abcd.experiments.sagemaker.{REGION}.vpce.amazonaws.com"}
     if "PolicySource" in declared:
         yield "policy from SSM", {**base, "PolicySource": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/mlflow-proxy/policy"}

@@ -4,7 +4,7 @@ import { useProxyStatus } from '../api/hooks';
 import { Card } from '../components/Card';
 import { CopyButton } from '../components/CopyButton';
 import { PageHeader } from '../components/PageHeader';
-import { ErrorMessage, Loading } from '../components/States';
+import { QueryState } from '../components/QueryState';
 import { uiPageLink, uiRouteOf } from '../lib/deeplink';
 import {
   allowsOtherOrigins,
@@ -55,9 +55,14 @@ function TextField({
 
 function FrameAncestors({ origin }: { origin: string }) {
   const status = useProxyStatus();
-  if (status.isPending) return <Loading label="Loading the proxy's embedding policy…" />;
-  if (status.error) return <ErrorMessage error={status.error} title="Could not load the embedding policy" compact />;
-  const sources = status.data.frame_ancestors;
+  return (
+    <QueryState query={status} loading="Loading the proxy's embedding policy…" errorTitle="Could not load the embedding policy" compact>
+      {(st) => <FrameAncestorList sources={st.frame_ancestors} origin={origin} />}
+    </QueryState>
+  );
+}
+
+function FrameAncestorList({ sources, origin }: { sources: string[]; origin: string }) {
   if (sources.length === 0) {
     return <p className="muted">The proxy sends no frame-ancestors restriction: any page may embed the UI.</p>;
   }

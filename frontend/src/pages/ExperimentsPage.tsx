@@ -14,7 +14,8 @@ import { Card } from '../components/Card';
 import { PageHeader } from '../components/PageHeader';
 import { Pager, usePageTokens } from '../components/Pager';
 import { SearchField } from '../components/SearchField';
-import { EmptyState, ErrorMessage, Loading } from '../components/States';
+import { QueryState } from '../components/QueryState';
+import { ErrorMessage } from '../components/States';
 import { formatDateTime } from '../lib/format';
 
 const VIEW_TYPES: { value: ViewType; label: string }[] = [
@@ -199,7 +200,6 @@ export function ExperimentsPage() {
     pages.reset();
   }
 
-  const experiments = query.data?.experiments ?? [];
   const nextToken = query.data?.next_page_token;
 
   return (
@@ -234,36 +234,38 @@ export function ExperimentsPage() {
             Search
           </button>
         </form>
-        {query.isPending ? (
-          <Loading label="Loading experiments…" />
-        ) : query.error ? (
-          <ErrorMessage error={query.error} title="Could not search experiments" onRetry={() => void query.refetch()} />
-        ) : experiments.length === 0 ? (
-          <EmptyState title="No experiments match">
-            {name || viewType !== 'ACTIVE_ONLY' ? 'Try another name or show all experiments.' : 'Create one above.'}
-          </EmptyState>
-        ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">ID</th>
-                  <th scope="col">Stage</th>
-                  <th scope="col">Last updated</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {experiments.map((exp) => (
-                  <ExperimentRow key={exp.experiment_id} experiment={exp} />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <QueryState
+          query={query}
+          loading="Loading experiments…"
+          errorTitle="Could not search experiments"
+          retry
+          isEmpty={(d) => !d.experiments?.length}
+          emptyTitle="No experiments match"
+          emptyBody={name || viewType !== 'ACTIVE_ONLY' ? 'Try another name or show all experiments.' : 'Create one above.'}
+        >
+          {(d) => (
+            <div className="table-wrap">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">ID</th>
+                    <th scope="col">Stage</th>
+                    <th scope="col">Last updated</th>
+                    <th scope="col">
+                      <span className="visually-hidden">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {(d.experiments ?? []).map((exp) => (
+                    <ExperimentRow key={exp.experiment_id} experiment={exp} />
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </QueryState>
         <Pager
           label="Experiment pages"
           page={pages.page}

@@ -8,7 +8,8 @@ import { Card } from '../components/Card';
 import { PageHeader } from '../components/PageHeader';
 import { Pager, usePageTokens } from '../components/Pager';
 import { SearchField } from '../components/SearchField';
-import { EmptyState, ErrorMessage, Loading } from '../components/States';
+import { QueryState } from '../components/QueryState';
+import { EmptyState } from '../components/States';
 import { uiPageLink } from '../lib/deeplink';
 import { formatDateTime } from '../lib/format';
 
@@ -41,7 +42,6 @@ function byVersionDesc(a: ModelVersion, b: ModelVersion): number {
 function ModelDetail({ name }: { name: string }) {
   const model = useRegisteredModel(name);
   const versions = useModelVersions(name);
-  const list = [...(versions.data?.model_versions ?? [])].sort(byVersionDesc);
 
   return (
     <Card
@@ -56,76 +56,80 @@ function ModelDetail({ name }: { name: string }) {
         </Link>
       }
     >
-      {model.isPending ? (
-        <Loading label="Loading model…" />
-      ) : model.error ? (
-        <ErrorMessage error={model.error} title="Could not load the model" compact />
-      ) : (
-        <div className="model-summary">
-          {model.data.description ? <p>{model.data.description}</p> : <p className="muted">No description.</p>}
-          <div className="fact-inline">
-            <span className="fact-label">Aliases</span>
-            <AliasList aliases={model.data.aliases ?? []} />
+      <QueryState query={model} loading="Loading model…" errorTitle="Could not load the model" compact>
+        {(m) => (
+          <div className="model-summary">
+            {m.description ? <p>{m.description}</p> : <p className="muted">No description.</p>}
+            <div className="fact-inline">
+              <span className="fact-label">Aliases</span>
+              <AliasList aliases={m.aliases ?? []} />
+            </div>
           </div>
-        </div>
-      )}
+        )}
+      </QueryState>
       <h3 className="section-title">Versions</h3>
-      {versions.isPending ? (
-        <Loading label="Loading versions…" />
-      ) : versions.error ? (
-        <ErrorMessage error={versions.error} title="Could not load the versions" compact />
-      ) : list.length === 0 ? (
-        <EmptyState title="This model has no versions" />
-      ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Version</th>
-                <th scope="col">Aliases</th>
-                <th scope="col">Stage</th>
-                <th scope="col">Status</th>
-                <th scope="col">Run</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((v) => {
-                const aliases = versionAliases(v, model.data);
-                return (
-                  <tr key={v.version}>
-                    <td>
-                      <Link
-                        className="strong-link"
-                        to={uiPageLink(`#/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(v.version)}`)}
-                      >
-                        v{v.version}
-                      </Link>
-                    </td>
-                    <td>
-                      {aliases.length ? (
-                        <span className="chips">
-                          {aliases.map((a) => (
-                            <Badge key={a} tone="info">
-                              @{a}
-                            </Badge>
-                          ))}
-                        </span>
-                      ) : (
-                        <span className="muted">—</span>
-                      )}
-                    </td>
-                    <td>{v.current_stage && v.current_stage !== 'None' ? v.current_stage : <span className="muted">—</span>}</td>
-                    <td>{v.status ? <Badge tone={v.status === 'READY' ? 'ok' : 'neutral'}>{v.status.toLowerCase()}</Badge> : '—'}</td>
-                    <td className="mono small">{v.run_id ? v.run_id.slice(0, 12) : '—'}</td>
-                    <td className="nowrap">{formatDateTime(v.creation_timestamp)}</td>
+      <QueryState
+        query={versions}
+        loading="Loading versions…"
+        errorTitle="Could not load the versions"
+        compact
+        isEmpty={(d) => !d.model_versions?.length}
+        emptyTitle="This model has no versions"
+      >
+        {(d) => {
+          const list = [...(d.model_versions ?? [])].sort(byVersionDesc);
+          return (
+            <div className="table-wrap">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Version</th>
+                    <th scope="col">Aliases</th>
+                    <th scope="col">Stage</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Run</th>
+                    <th scope="col">Created</th>
                   </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+                </thead>
+                <tbody>
+                  {list.map((v) => {
+                    const aliases = versionAliases(v, model.data);
+                    return (
+                      <tr key={v.version}>
+                        <td>
+                          <Link
+                            className="strong-link"
+                            to={uiPageLink(`#/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(v.version)}`)}
+                          >
+                            v{v.version}
+                          </Link>
+                        </td>
+                        <td>
+                          {aliases.length ? (
+                            <span className="chips">
+                              {aliases.map((a) => (
+                                <Badge key={a} tone="info">
+                                  @{a}
+                                </Badge>
+                              ))}
+                            </span>
+                          ) : (
+                            <span className="muted">—</span>
+                          )}
+                        </td>
+                        <td>{v.current_stage && v.current_stage !== 'None' ? v.current_stage : <span className="muted">—</span>}</td>
+                        <td>{v.status ? <Badge tone={v.status === 'READY' ? 'ok' : 'neutral'}>{v.status.toLowerCase()}</Badge> : '—'}</td>
+                        <td className="mono small">{v.run_id ? v.run_id.slice(0, 12) : '—'}</td>
+                        <td className="nowrap">{formatDateTime(v.creation_timestamp)}</td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+          );
+        }}
+      </QueryState>
     </Card>
   );
 }
@@ -141,7 +145,6 @@ export function ModelsPage() {
     maxResults: MODELS_PAGE_SIZE,
     pageToken: pages.pageToken,
   });
-  const models = query.data?.registered_models ?? [];
   const nextToken = query.data?.next_page_token;
 
   function onSubmit(e: FormEvent) {
@@ -161,60 +164,63 @@ export function ModelsPage() {
               Search
             </button>
           </form>
-          {query.isPending ? (
-            <Loading label="Loading registered models…" />
-          ) : query.error ? (
-            <ErrorMessage error={query.error} title="Could not search registered models" onRetry={() => void query.refetch()} />
-          ) : models.length === 0 ? (
-            <EmptyState title={search ? 'No models match' : 'No registered models yet'} />
-          ) : (
-            <div className="table-wrap">
-              <table className="table">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Latest versions</th>
-                    <th scope="col">Aliases</th>
-                    <th scope="col">Updated</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {models.map((m) => (
-                    <tr key={m.name} className={m.name === selected ? 'row-selected' : undefined}>
-                      <td className="nowrap">
-                        <button
-                          type="button"
-                          className="link-button"
-                          aria-pressed={m.name === selected}
-                          onClick={() => setParams({ name: m.name })}
-                        >
-                          {m.name}
-                        </button>
-                      </td>
-                      <td>
-                        {(m.latest_versions ?? []).length ? (
-                          <span className="chips">
-                            {[...(m.latest_versions ?? [])].sort(byVersionDesc).map((v) => (
-                              <Badge key={v.version} tone="neutral">
-                                v{v.version}
-                                {v.current_stage && v.current_stage !== 'None' ? ` · ${v.current_stage}` : ''}
-                              </Badge>
-                            ))}
-                          </span>
-                        ) : (
-                          <span className="muted">—</span>
-                        )}
-                      </td>
-                      <td>
-                        <AliasList aliases={m.aliases ?? []} />
-                      </td>
-                      <td className="nowrap">{formatDateTime(m.last_updated_timestamp)}</td>
+          <QueryState
+            query={query}
+            loading="Loading registered models…"
+            errorTitle="Could not search registered models"
+            retry
+            isEmpty={(d) => !d.registered_models?.length}
+            emptyTitle={search ? 'No models match' : 'No registered models yet'}
+          >
+            {(d) => (
+              <div className="table-wrap">
+                <table className="table">
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col">Latest versions</th>
+                      <th scope="col">Aliases</th>
+                      <th scope="col">Updated</th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
+                  </thead>
+                  <tbody>
+                    {(d.registered_models ?? []).map((m) => (
+                      <tr key={m.name} className={m.name === selected ? 'row-selected' : undefined}>
+                        <td className="nowrap">
+                          <button
+                            type="button"
+                            className="link-button"
+                            aria-pressed={m.name === selected}
+                            onClick={() => setParams({ name: m.name })}
+                          >
+                            {m.name}
+                          </button>
+                        </td>
+                        <td>
+                          {(m.latest_versions ?? []).length ? (
+                            <span className="chips">
+                              {[...(m.latest_versions ?? [])].sort(byVersionDesc).map((v) => (
+                                <Badge key={v.version} tone="neutral">
+                                  v{v.version}
+                                  {v.current_stage && v.current_stage !== 'None' ? ` · ${v.current_stage}` : ''}
+                                </Badge>
+                              ))}
+                            </span>
+                          ) : (
+                            <span className="muted">—</span>
+                          )}
+                        </td>
+                        <td>
+                          <AliasList aliases={m.aliases ?? []} />
+                        </td>
+                        <td className="nowrap">{formatDateTime(m.last_updated_timestamp)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+          </QueryState>
           <Pager
             label="Model pages"
             page={pages.page}

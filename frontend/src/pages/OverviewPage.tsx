@@ -4,6 +4,7 @@ import { Badge, type Tone } from '../components/Badge';
 import { Card, Facts } from '../components/Card';
 import { Countdown } from '../components/Countdown';
 import { PageHeader } from '../components/PageHeader';
+import { QueryState } from '../components/QueryState';
 import { MODE_LABELS } from '../components/ReadinessIndicator';
 import { ErrorMessage, Loading } from '../components/States';
 import { TrafficPanel } from '../components/TrafficPanel';
@@ -149,28 +150,22 @@ export function OverviewPage() {
   return (
     <>
       <PageHeader title="Overview" subtitle="What this proxy is connected to, who it signs as, and how traffic looks right now." />
-      {status.isPending ? (
-        <Loading label="Loading proxy status…" />
-      ) : status.error ? (
-        <ErrorMessage error={status.error} title="Could not load the proxy status" onRetry={() => void status.refetch()} />
-      ) : (
-        <div className="grid">
-          <ReadinessCard status={status.data} />
-          <ProxyCard status={status.data} />
-          <CredentialsCard status={status.data} />
-          <UiSessionCard status={status.data} />
-          <UpstreamCard status={status.data} />
-          <IdentityCard signing={status.data.signing} />
-        </div>
-      )}
-      <Card title="Live traffic" actions={<span className="muted small">updates every few seconds</span>}>
-        {stats.isPending ? (
-          <Loading label="Loading request figures…" />
-        ) : stats.error ? (
-          <ErrorMessage error={stats.error} title="Could not load request figures" onRetry={() => void stats.refetch()} compact />
-        ) : (
-          <TrafficPanel stats={stats.data} />
+      <QueryState query={status} loading="Loading proxy status…" errorTitle="Could not load the proxy status" retry>
+        {(st) => (
+          <div className="grid">
+            <ReadinessCard status={st} />
+            <ProxyCard status={st} />
+            <CredentialsCard status={st} />
+            <UiSessionCard status={st} />
+            <UpstreamCard status={st} />
+            <IdentityCard signing={st.signing} />
+          </div>
         )}
+      </QueryState>
+      <Card title="Live traffic" actions={<span className="muted small">updates every few seconds</span>}>
+        <QueryState query={stats} loading="Loading request figures…" errorTitle="Could not load request figures" retry compact>
+          {(figures) => <TrafficPanel stats={figures} />}
+        </QueryState>
       </Card>
     </>
   );

@@ -7,7 +7,7 @@ import { Card } from '../components/Card';
 import { MetricHistoryPanel } from '../components/MetricHistoryPanel';
 import { PageHeader } from '../components/PageHeader';
 import { Pager, usePageTokens } from '../components/Pager';
-import { EmptyState, ErrorMessage, Loading } from '../components/States';
+import { QueryState } from '../components/QueryState';
 import { uiPageLink } from '../lib/deeplink';
 import { formatDateTime, formatDuration, formatMetric } from '../lib/format';
 import { columnKeys, metricValue, paramValue, runDurationSeconds, runId, runName } from '../lib/runs';
@@ -226,26 +226,29 @@ export function RunsPage() {
             Apply
           </button>
         </form>
-        {query.isPending ? (
-          <Loading label="Loading runs…" />
-        ) : query.error ? (
-          <ErrorMessage error={query.error} title="Could not search runs" onRetry={() => void query.refetch()} />
-        ) : runs.length === 0 ? (
-          <EmptyState title={filter ? 'No runs match the filter' : 'This experiment has no runs yet'} />
-        ) : (
-          <>
-            <p className="muted small" aria-live="polite">
-              {runs.length} run{runs.length === 1 ? '' : 's'} shown, {selectedRuns.length} selected
-            </p>
-            <RunsTable
-              runs={runs}
-              experimentId={experimentId}
-              selected={selected}
-              onToggle={toggle}
-              onToggleAll={(all) => setSelected(all ? new Set(runs.map(runId)) : new Set())}
-            />
-          </>
-        )}
+        <QueryState
+          query={query}
+          loading="Loading runs…"
+          errorTitle="Could not search runs"
+          retry
+          isEmpty={(d) => !d.runs?.length}
+          emptyTitle={filter ? 'No runs match the filter' : 'This experiment has no runs yet'}
+        >
+          {() => (
+            <>
+              <p className="muted small" aria-live="polite">
+                {runs.length} run{runs.length === 1 ? '' : 's'} shown, {selectedRuns.length} selected
+              </p>
+              <RunsTable
+                runs={runs}
+                experimentId={experimentId}
+                selected={selected}
+                onToggle={toggle}
+                onToggleAll={(all) => setSelected(all ? new Set(runs.map(runId)) : new Set())}
+              />
+            </>
+          )}
+        </QueryState>
         <Pager
           label="Run pages"
           page={pages.page}

@@ -6,19 +6,32 @@ export type Int64 = number | string;
 
 // ---------------------------------------------------------------- proxy
 
+// These mirror, field for field, what the server sends: `/api/proxy/status` is built by `status()`
+// in the server's ops module, `/api/proxy/stats` by `Stats::snapshot()`, `/api/proxy/identity` is
+// `CallerIdentity`. Rust `Option`s arrive as null, never as a missing key. `schemas.ts` checks every
+// answer against these types at run time, and its tests feed it answers captured from the binary.
+
 export type ProxyMode = 'tracking-server' | 'app' | 'self-hosted';
 export type UiSessionState = 'none' | 'active' | 'expired' | 'failed';
 
 export interface ProxyCredentials {
+  /** `default-chain`, `assume-role` or `assume-role-per-user`. */
   source: string;
+  /** RFC 3339; null for long-lived credentials. */
   expires_at: string | null;
+  /** Successful credential loads so far. */
+  refreshes: number;
+  /** The last failed refresh, cleared by the next success. */
+  last_error: string | null;
 }
 
 export interface ProxyUiSession {
   state: UiSessionState;
+  /** RFC 3339, whole seconds. */
   expires_at: string | null;
-  /** Sessions established so far (presigned-session mode only). */
+  /** Sessions established so far (sent only with `ui_auth: presigned-session`). */
   renewals?: number;
+  /** Why the last session attempt failed (sent only with `ui_auth: presigned-session`). */
   last_error?: string | null;
 }
 
@@ -33,26 +46,35 @@ export interface ProxyStatus {
   ui_auth: 'sigv4' | 'presigned-session' | 'none';
   ready: boolean;
   ready_reason: string | null;
+  /** null when signing is off. */
   credentials: ProxyCredentials | null;
   ui_session: ProxyUiSession;
+  /** Always starts with `'self'`. */
   frame_ancestors: string[];
+  cors_allowed_origins: string[];
   started_at: string;
   uptime_seconds: number;
 }
 
+/** STS GetCallerIdentity; each field is null when STS left it out. */
 export interface ProxyIdentity {
-  account: string;
-  arn: string;
-  user_id: string;
+  account: string | null;
+  arn: string | null;
+  user_id: string | null;
 }
 
+/**
+ * One second with traffic. The server only lists seconds in which requests finished, so every
+ * bucket has `requests` ≥ 1 and real latencies; seconds without traffic are simply absent.
+ */
 export interface StatsBucket {
   /** Unix seconds at the start of the bucket. */
   t: number;
   requests: number;
   errors: number;
-  p50_ms: number | null;
-  p99_ms: number | null;
+  /** Upper bound of the histogram bucket holding the median, in ms (0 only for an empty second). */
+  p50_ms: number;
+  p99_ms: number;
 }
 
 export interface ProxyStats {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import capturedTraffic from '../test/captured/stats-traffic.json';
 import { statsFixture, T0 } from '../test/fixtures';
 import { summarizeStats } from './stats';
 
@@ -23,14 +24,23 @@ describe('summarizeStats', () => {
         window_seconds: 5,
         series: [
           { t: T0 - 4, requests: 5, errors: 0, p50_ms: 1, p99_ms: 2 },
-          { t: T0, requests: 5, errors: 0, p50_ms: null, p99_ms: null },
+          { t: T0, requests: 5, errors: 0, p50_ms: 0.5, p99_ms: 0.75 },
         ],
       }),
     );
     expect(s.requests).toEqual([5, 0, 0, 0, 5]);
-    expect(s.p99).toEqual([2, null, null, null, null]);
-    expect(s.p99Ms).toBe(2);
+    expect(s.p99).toEqual([2, null, null, null, 0.75]);
+    expect(s.p99Ms).toBe(0.75);
     expect(s.ratePerSec).toBe(2);
+  });
+
+  it('reads a stats answer captured from the proxy', () => {
+    const s = summarizeStats(capturedTraffic);
+    expect(s.requests).toHaveLength(60);
+    expect(s.requestsInWindow).toBe(5);
+    expect(s.errorPct).toBe(100);
+    expect(s.p50Ms).toBe(1.281);
+    expect(s.p99Ms).toBe(4.325);
   });
 
   it('handles an empty series', () => {

@@ -1,4 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
+import capturedStatsIdle from '../test/captured/stats-idle.json';
+import capturedStatus from '../test/captured/status-self-hosted.json';
 import { ApiError, buildQuery, createApiClient, errorFromResponse, nameContainsFilter, quoteFilterValue } from './client';
 
 interface Call {
@@ -64,7 +66,7 @@ describe('filter helpers', () => {
 
 describe('createApiClient', () => {
   it('GETs the proxy status on the same origin', async () => {
-    const status = { version: '0.1.0', mode: 'app' };
+    const status = capturedStatus;
     const f = fakeFetch(jsonResponse(200, status));
     const client = createApiClient({ fetch: f.fetch });
     await expect(client.getStatus()).resolves.toEqual(status);
@@ -73,7 +75,10 @@ describe('createApiClient', () => {
   });
 
   it('uses the identity and stats endpoints', async () => {
-    const f = fakeFetch(jsonResponse(200, { account: '1' }), jsonResponse(200, { series: [] }));
+    const f = fakeFetch(
+      jsonResponse(200, { account: '111122223333', arn: 'arn:aws:iam::111122223333:user/u', user_id: 'AIDAEXAMPLE' }),
+      jsonResponse(200, capturedStatsIdle),
+    );
     const client = createApiClient({ fetch: f.fetch, baseUrl: 'http://proxy.test' });
     await client.getIdentity();
     await client.getStats();

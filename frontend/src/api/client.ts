@@ -22,6 +22,9 @@ import type {
   ViewType,
 } from './types';
 
+import { formatProblem, problemsOf, type Problem, type Schema } from '../lib/check';
+import { proxyIdentitySchema, proxyStatsSchema, proxyStatusSchema } from './schemas';
+
 export const MLFLOW_API = '/api/2.0/mlflow';
 export const PROXY_API = '/api/proxy';
 
@@ -49,6 +52,30 @@ export class ApiError extends Error {
 
   get isClientError(): boolean {
     return this.status >= 400 && this.status < 500;
+  }
+}
+
+/** How many differences a ResponseShapeError spells out in its message. */
+const SHOWN_PROBLEMS = 3;
+
+/**
+ * A successful answer whose JSON is not what the dashboard's types describe (the server and the
+ * dashboard disagree): says where and how, instead of failing later in some component.
+ */
+export class ResponseShapeError extends ApiError {
+  readonly problems: Problem[];
+
+  constructor(opts: { problems: Problem[]; status: number; method: string; path: string }) {
+    const shown = opts.problems.slice(0, SHOWN_PROBLEMS).map(formatProblem).join('; ');
+    const more = opts.problems.length > SHOWN_PROBLEMS ? ` (and ${opts.problems.length - SHOWN_PROBLEMS} more)` : '';
+    super({
+      message: `The answer to ${opts.method} ${opts.path} is not what this dashboard expects: ${shown}${more}`,
+      status: opts.status,
+      method: opts.method,
+      path: opts.path,
+    });
+    this.name = 'ResponseShapeError';
+    this.problems = opts.problems;
   }
 }
 
@@ -127,10 +154,12 @@ export function errorFromResponse(
   return new ApiError({ message, status, method, path });
 }
 
-interface RequestOptions {
+interface RequestOptions<T> {
   query?: Record<string, QueryValue>;
   body?: unknown;
   signal?: AbortSignal;
+  /** Checks the answer; keys the schema does not know are tolerated, anything else is an error. */
+  schema?: Schema<T>;
 }
 
 export interface CallOptions {
@@ -203,7 +232,7 @@ export function createApiClient(options: ClientOptions = {}): ApiClient {
     }
   }
 
-  async function request<T>(method: 'GET' | 'POST', path: string, opts: RequestOptions = {}): Promise<T> {
+  async function request<T>(method: 'GET' | 'POST', path: string, opts: RequestOptions<T> = {}): Promise<T> {
     const fullPath = path + (opts.query ? buildQuery(opts.query) : '');
     const headers: Record<string, string> = { Accept: 'application/json' };
     const init: RequestInit = { headers };
@@ -215,8 +244,7 @@ export function createApiClient(options: ClientOptions = {}): ApiClient {
     const res = await send(method, fullPath, init);
     const text = await res.text();
     if (!res.ok) throw errorFromResponse(res.status, res.statusText, text, method, fullPath);
-    if (!text.trim()) return {} as T;
-    const json = parseJson(text);
+    const json = text.trim() ? parseJson(text) : {};
     if (json === undefined) {
       throw new ApiError({
         message: `The server sent a response that is not JSON (${readableHttpStatus(res.status, res.statusText)})`,
@@ -225,15 +253,20 @@ export function createApiClient(options: ClientOptions = {}): ApiClient {
         path: fullPath,
       });
     }
+    if (opts.schema) {
+      const problems = problemsOf(opts.schema, json).filter((p) => !p.unknownKey);
+      if (problems.length > 0) throw new ResponseShapeError({ problems, status: res.status, method, path: fullPath });
+    }
     return json as T;
   }
 
   const mlflow = (p: string) => `${MLFLOW_API}/${p}`;
 
   return {
-    getStatus: (o) => request<ProxyStatus>('GET', `${PROXY_API}/status`, { signal: o?.signal }),
-    getIdentity: (o) => request<ProxyIdentity>('GET', `${PROXY_API}/identity`, { signal: o?.signal }),
-    getStats: (o) => request<ProxyStats>('GET', `${PROXY_API}/stats`, { signal: o?.signal }),
+    getStatus: (o) => request<ProxyStatus>('GET', `${PROXY_API}/status`, { signal: o?.signal, schema: proxyStatusSchema }),
+    getIdentity: (o) =>
+      request<ProxyIdentity>('GET', `${PROXY_API}/identity`, { signal: o?.signal, schema: proxyIdentitySchema }),
+    getStats: (o) => request<ProxyStats>('GET', `${PROXY_API}/stats`, { signal: o?.signal, schema: proxyStatsSchema }),
 
     searchExperiments: (p, o) =>
       request<SearchExperimentsResponse>('GET', mlflow('experiments/search'), {

@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react';
-import { ApiError } from '../api/client';
+import { ApiError, ResponseShapeError } from '../api/client';
 
 export function Loading({ label = 'Loading…' }: { label?: string }) {
   return (
@@ -20,6 +20,7 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
 }
 
 function errorTitle(error: unknown): string {
+  if (error instanceof ResponseShapeError) return 'The server sent an unexpected answer';
   if (error instanceof ApiError) {
     if (error.isNetworkError) return 'The proxy could not be reached';
     if (error.status === 404) return 'Not found';

@@ -1,6 +1,9 @@
 import { screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../api/client';
+import { ApiError, createApiClient } from '../api/client';
+import statsTraffic from '../test/captured/stats-traffic.json';
+import statusSelfHosted from '../test/captured/status-self-hosted.json';
+import statusSigv4 from '../test/captured/status-sigv4-presigned-failed.json';
 import { statsFixture, statusFixture } from '../test/fixtures';
 import { mockClient, renderApp } from '../test/render';
 
@@ -99,5 +102,52 @@ describe('OverviewPage', () => {
     ]);
     expect(alerts[0]).toHaveTextContent('HTTP 502 Bad Gateway');
     expect(within(alerts[0]!).getByRole('button', { name: 'Retry' })).toBeInTheDocument();
+  });
+
+  describe('with answers captured from the proxy, through the real client', () => {
+    function serving(answers: Record<string, unknown>) {
+      const fetch = ((input: RequestInfo | URL) => {
+        const path = String(input);
+        if (!(path in answers)) return Promise.reject(new Error(`unexpected ${path}`));
+        return Promise.resolve(new Response(JSON.stringify(answers[path]), { status: 200 }));
+      }) as unknown as typeof globalThis.fetch;
+      const real = createApiClient({ fetch });
+      return mockClient({ getStatus: real.getStatus, getStats: real.getStats });
+    }
+
+    it('shows a SigV4 proxy whose UI session failed', async () => {
+      renderApp('/', serving({ '/api/proxy/status': statusSigv4, '/api/proxy/stats': statsTraffic }));
+      const arn = 'arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/demo';
+      expect(await within(await screen.findByRole('main')).findByText(arn)).toBeInTheDocument();
+      expect(within(card('Credentials')).getByText('default-chain')).toBeInTheDocument();
+      expect(within(card('Credentials')).getByText('Never (long-lived)')).toBeInTheDocument();
+      expect(within(card('UI session')).getByText('failed')).toBeInTheDocument();
+      expect(
+        within(card('UI session')).getByText(/^Last error: upstream MLflow is unreachable: SageMaker CreatePresigned/),
+      ).toBeInTheDocument();
+      expect(within(card('UI session')).getByText('0')).toBeInTheDocument();
+      expect(await within(card('Live traffic')).findByText('1.28 ms')).toBeInTheDocument();
+    });
+
+    it('shows a self-hosted proxy', async () => {
+      renderApp('/', serving({ '/api/proxy/status': statusSelfHosted, '/api/proxy/stats': statsTraffic }));
+      expect(await screen.findByText('http://127.0.0.1:9')).toBeInTheDocument();
+      expect(within(card('Credentials')).getByText('No AWS credentials: signing is off.')).toBeInTheDocument();
+      expect(within(card('UI session')).getByText('none')).toBeInTheDocument();
+      // Neither an expiry nor a session count: the server sends no `renewals` without presigned sessions.
+      expect(within(card('UI session')).getAllByText('—')).toHaveLength(2);
+    });
+
+    it('shows a drifted answer as a clear error instead of a broken chart', async () => {
+      const drifted = structuredClone(statsTraffic) as unknown as { series: { p50_ms: unknown }[] };
+      drifted.series[0]!.p50_ms = null;
+      renderApp('/', serving({ '/api/proxy/status': statusSelfHosted, '/api/proxy/stats': drifted }));
+      const alert = await within(await screen.findByRole('main')).findByRole('alert');
+      expect(alert).toHaveTextContent('Could not load request figures');
+      expect(alert).toHaveTextContent(
+        'The answer to GET /api/proxy/stats is not what this dashboard expects: series[0].p50_ms: expected a number, got null',
+      );
+      expect(within(alert).getByRole('button', { name: 'Retry' })).toBeInTheDocument();
+    });
   });
 });

@@ -1,0 +1,49 @@
+//! Percent-decoding, the one way the proxy reads encoded paths, queries and form values.
+
+use std::borrow::Cow;
+
+/// Percent-decodes, returning `None` for a `%` not followed by two hex digits. Borrows when there is
+/// nothing to decode (most path segments and query values).
+pub fn percent_decode_strict(input: &str) -> Option<Cow<'_, [u8]>> {
+    let bytes = input.as_bytes();
+    if !bytes.contains(&b'%') {
+        return Some(Cow::Borrowed(bytes));
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = hex_value(*bytes.get(i + 1)?)?;
+            let lo = hex_value(*bytes.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_decoding() {
+        assert_eq!(*percent_decode_strict("a%20b").unwrap(), *b"a b");
+        assert_eq!(*percent_decode_strict("%41%7e").unwrap(), *b"A~");
+        assert_eq!(*percent_decode_strict("plain").unwrap(), *b"plain");
+        assert!(percent_decode_strict("%g0").is_none());
+        assert!(percent_decode_strict("%").is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! The route table for everything that is not an MLflow API call (those go from the server straight to
+//! `pipeline`): `/healthz`, `/readyz`, `/metrics`, `/api/proxy/*` (the proxy's own JSON), `/mlflow/*`
+//! (the UI, forwarded with the prefix stripped), and the dashboard for every other GET. Anything else is
+//! a JSON 404/405.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::filters::path::FullPath;
+use warp::{Filter, Rejection};
+
+use crate::app::App;
+use crate::error::{json_error, Error};
+use crate::net::client_addr::ClientAddr;
+use crate::serve::ops;
+use crate::serve::pipeline::{authenticate, handle_mlflow};
+use crate::upstream::ui;
+use crate::upstream::Inbound;
+
+/// The admin listener's routes: health, readiness and metrics, nothing else.
+pub fn admin_routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let with_app = warp::any().map(move || app.clone());
+    let healthz = warp::path!("healthz").map(ops::healthz);
+    let readyz = warp::path!("readyz")
+        .and(with_app.clone())
+        .map(|app: Arc<App>| ops::readyz(&app));
+    let metrics = warp::path!("metrics")
+        .and(with_app)
+        .map(|app: Arc<App>| ops::metrics(&app));
+    warp::get()
+        .and(healthz.or(readyz).unify().or(metrics).unify())
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, Infallible>(rejection_response(rejection))
+        })
+        .unify()
+}
+
+/// The client's address, as the server loop recorded it.
+fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().map(|addr: Option<ClientAddr>| addr.map(|a| a.0))
+}
+
+/// The request pieces every forwarding route needs.
+fn inbound_parts() -> impl Filter<
+    Extract = (Method, FullPath, String, HeaderMap, Option<SocketAddr>),
+    Error = Infallible,
+> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(client_addr())
+}
+
+/// All routes, each answering with a response (errors included).
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let with_app = {
+        let app = app.clone();
+        warp::any().map(move || app.clone())
+    };
+
+    // Each route is boxed: it keeps the composed filter type (and compile times) small.
+    let healthz = warp::path!("healthz").map(ops::healthz).boxed();
+    // With --admin-listen, metrics are served there only (the main port may face the internet).
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(|app: Arc<App>| match app.settings.admin_listen {
+            Some(_) => {
+                Error::NotFound("/metrics is served on --admin-listen".into()).into_response()
+            }
+            None => ops::metrics(&app),
+        })
+        .boxed();
+    let readyz = warp::path!("readyz")
+        .and(with_app.clone())
+        .map(|app: Arc<App>| ops::readyz(&app))
+        .boxed();
+    let proxy_api = warp::path("api")
+        .and(warp::path("proxy"))
+        .and(warp::get())
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(client_addr())
+        .and(with_app.clone())
+        .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
+            if let Err(response) = authenticate(&app, &headers, remote).await {
+                return response;
+            }
+            match path.as_str() {
+                "/api/proxy/status" => ops::status(&app),
+                "/api/proxy/stats" => ops::stats(&app),
+                "/api/proxy/identity" => ops::identity(app.clone()).await,
+                other => ops::unknown_proxy_api(other),
+            }
+        })
+        .boxed();
+
+    // `warp::path!` would also match "/mlflow/", so compare the full path.
+    let mlflow_ui_redirect = warp::get()
+        .or(warp::head())
+        .unify()
+        .and(warp::path::full())
+        .and_then(|path: FullPath| async move {
+            if path.as_str() == ui::PREFIX {
+                Ok(redirect("/mlflow/"))
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .boxed();
+    let mlflow_ui = warp::path("mlflow")
+        .and(inbound_parts())
+        .and(warp::body::stream())
+        .and(with_app.clone())
+        .then(
+            |method, path: FullPath, query, headers, remote, body, app: Arc<App>| async move {
+                let full = path.as_str().to_string();
+                let Some(upstream_path) = ui::upstream_path(&full).map(str::to_string) else {
+                    return Error::NotFound(format!("no route for {full}")).into_response();
+                };
+                let inbound = Inbound {
+                    class: "unknown",
+                    method,
+                    path: full,
+                    query: Some(query),
+                    headers,
+                    remote,
+                    body,
+                };
+                handle_mlflow(&app, inbound, &upstream_path, true).await
+            },
+        )
+        .boxed();
+
+    let dashboard = warp::get()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(client_addr())
+        .and(with_app)
+        .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
+            let path = path.as_str();
+            if path.starts_with("/api/") || path.starts_with("/ajax-api/") {
+                return Error::NotFound(format!("no route for {path}")).into_response();
+            }
+            if let Err(response) = authenticate(&app, &headers, remote).await {
+                return response;
+            }
+            crate::serve::dashboard::serve(path, &app.frame_policy)
+        })
+        .boxed();
+
+    healthz
+        .or(readyz)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(proxy_api)
+        .unify()
+        .or(mlflow_ui_redirect)
+        .unify()
+        .or(mlflow_ui)
+        .unify()
+        .or(dashboard)
+        .unify()
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, Infallible>(rejection_response(rejection))
+        })
+        .unify()
+}
+
+fn redirect(location: &'static str) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(Default::default());
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    response
+        .headers_mut()
+        .insert(http::header::LOCATION, HeaderValue::from_static(location));
+    response
+}
+
+fn rejection_response(rejection: Rejection) -> warp::reply::Response {
+    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            "method not allowed on this path",
+        );
+    }
+    if rejection.is_not_found() {
+        return Error::NotFound("no route for this path".into()).into_response();
+    }
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        &format!("{rejection:?}"),
+    )
+}

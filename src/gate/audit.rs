@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::gate::auth::Identity;
 use crate::gate::policy::Class;
+use crate::net::form::{decode_form_value, query_pairs};
 
 /// Fields that name what a request acts on, looked up in the query and in a JSON body.
 const SUBJECT_FIELDS: [&str; 8] = [
@@ -23,14 +24,10 @@ const SUBJECT_FIELDS: [&str; 8] = [
 /// What a request acts on, as `field=value` pairs (values shortened to 200 characters).
 pub fn subjects(query: &str, json_body: Option<&[u8]>) -> String {
     let mut found: Vec<String> = Vec::new();
-    for pair in query.split('&') {
-        if let Some((k, v)) = pair.split_once('=') {
-            if SUBJECT_FIELDS.contains(&k) {
-                let value = crate::net::form::percent_decode_strict(&v.replace('+', " "))
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_else(|| v.to_string());
-                found.push(format!("{k}={}", shorten(&value)));
-            }
+    for (key, raw) in query_pairs(query) {
+        if SUBJECT_FIELDS.contains(&key) {
+            let value = decode_form_value(raw).unwrap_or_else(|| raw.to_string());
+            found.push(format!("{key}={}", shorten(&value)));
         }
     }
     if let Some(Ok(Value::Object(map))) = json_body.map(serde_json::from_slice::<Value>) {

@@ -3,7 +3,7 @@
 
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
-use crate::error::json_error;
+use crate::error::Error;
 
 /// Request headers a cross-origin caller may send.
 const CORS_ALLOWED_HEADERS: &str = "authorization, content-type, x-request-id, x-mlflow-workspace";
@@ -53,31 +53,35 @@ pub fn classify_origin<'a>(headers: &'a HeaderMap, allowed: &[String]) -> Origin
 }
 
 /// Refuses state-changing requests from origins that may not make them (a browser on another site
-/// must not be able to drive this proxy's AWS identity); `None` lets the request through.
-pub fn refuse_cross_origin(method: &Method, origin: &Origin<'_>) -> Option<warp::reply::Response> {
+/// must not be able to drive this proxy's AWS identity).
+pub fn refuse_cross_origin(method: &Method, origin: &Origin<'_>) -> Result<(), Error> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     match origin {
-        Origin::Foreign if !safe => Some(json_error(
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "cross-origin request refused: the Origin is not in --cors-allowed-origins",
+        Origin::Foreign if !safe => Err(Error::PermissionDenied(
+            "cross-origin request refused: the Origin is not in --cors-allowed-origins".into(),
         )),
-        _ => None,
+        _ => Ok(()),
     }
 }
 
-/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), if this is one.
+/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), if this is one:
+/// the allowed methods and headers for an allowed origin, a refusal for any other.
 pub fn preflight(
     method: &Method,
     headers: &HeaderMap,
     origin: &Origin<'_>,
-) -> Option<warp::reply::Response> {
+) -> Option<Result<warp::reply::Response, Error>> {
     if *method != Method::OPTIONS || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
         return None;
     }
+    let Origin::Allowed(value) = origin else {
+        return Some(Err(Error::PermissionDenied(
+            "CORS preflight refused: the Origin is not in --cors-allowed-origins".into(),
+        )));
+    };
     let mut response = warp::reply::Response::new(Default::default());
     *response.status_mut() = StatusCode::NO_CONTENT;
-    if let Origin::Allowed(value) = origin {
+    {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, (*value).clone());
         h.insert(
@@ -93,10 +97,8 @@ pub fn preflight(
             HeaderValue::from_static("600"),
         );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    } else {
-        *response.status_mut() = StatusCode::FORBIDDEN;
     }
-    Some(response)
+    Some(Ok(response))
 }
 
 /// Adds the CORS response headers for an allowed origin (never with credentials, never `*`).
@@ -158,13 +160,13 @@ mod tests {
         let foreign = Origin::Foreign;
         assert_eq!(
             refuse_cross_origin(&Method::POST, &foreign)
-                .unwrap()
+                .unwrap_err()
                 .status(),
             StatusCode::FORBIDDEN
         );
-        assert!(refuse_cross_origin(&Method::GET, &foreign).is_none());
-        assert!(refuse_cross_origin(&Method::POST, &Origin::Same).is_none());
-        assert!(refuse_cross_origin(&Method::DELETE, &Origin::None).is_none());
+        assert!(refuse_cross_origin(&Method::GET, &foreign).is_ok());
+        assert!(refuse_cross_origin(&Method::POST, &Origin::Same).is_ok());
+        assert!(refuse_cross_origin(&Method::DELETE, &Origin::None).is_ok());
     }
 
     #[test]
@@ -176,7 +178,7 @@ mod tests {
         );
         let allowed = vec!["https://portal.example.com".to_string()];
         let origin = classify_origin(&h, &allowed);
-        let response = preflight(&Method::OPTIONS, &h, &origin).unwrap();
+        let response = preflight(&Method::OPTIONS, &h, &origin).unwrap().unwrap();
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         assert_eq!(
             response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
@@ -188,7 +190,10 @@ mod tests {
             .is_none());
         let origin = classify_origin(&h, &[]);
         assert_eq!(
-            preflight(&Method::OPTIONS, &h, &origin).unwrap().status(),
+            preflight(&Method::OPTIONS, &h, &origin)
+                .unwrap()
+                .unwrap_err()
+                .status(),
             StatusCode::FORBIDDEN
         );
         assert!(preflight(&Method::GET, &h, &origin).is_none());

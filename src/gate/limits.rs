@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use http::HeaderMap;
 
+use crate::error::Error;
 use crate::settings::LimitSettings;
 
 /// Identities tracked at most; beyond it, idle buckets are dropped (they would be full anyway).
@@ -32,6 +33,16 @@ pub enum Refusal {
     Busy,
     /// Request headers over the count or size limit.
     HeadersTooLarge(String),
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs },
+            Refusal::Busy => Error::Busy,
+            Refusal::HeadersTooLarge(message) => Error::HeadersTooLarge(message),
+        }
+    }
 }
 
 impl Limits {

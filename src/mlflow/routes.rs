@@ -57,6 +57,35 @@ impl Class {
     }
 }
 
+/// What a request is, decided once by the pipeline, for metrics, traces and logs: an MLflow operation
+/// of a class, a page or asset of the UI, or a route the table does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    Operation(Class),
+    Ui,
+    Unknown,
+}
+
+impl RouteClass {
+    /// The label in metrics and logs: `read`, `write`, `delete`, `admin`, `ui` or `unknown`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteClass::Operation(class) => class.name(),
+            RouteClass::Ui => "ui",
+            RouteClass::Unknown => "unknown",
+        }
+    }
+
+    /// The class of a classified request; UI reads count as `ui`.
+    pub fn of(class: Option<Class>, is_ui: bool) -> Self {
+        match class {
+            Some(Class::Read) if is_ui => RouteClass::Ui,
+            Some(class) => RouteClass::Operation(class),
+            None => RouteClass::Unknown,
+        }
+    }
+}
+
 /// Which methods an entry applies to.
 #[derive(Clone, Copy)]
 enum Methods {

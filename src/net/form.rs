@@ -2,6 +2,19 @@
 
 use std::borrow::Cow;
 
+/// The `key=value` pairs of a query string (`application/x-www-form-urlencoded`) as written; decode a
+/// value with [`decode_form_value`]. Pairs without `=` are passed over.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query.split('&').filter_map(|pair| pair.split_once('='))
+}
+
+/// One form value decoded: `+` is a space, `%XX` escapes must be whole, invalid UTF-8 is replaced.
+pub fn decode_form_value(value: &str) -> Option<String> {
+    let spaced = value.replace('+', " ");
+    let decoded = percent_decode_strict(&spaced)?;
+    Some(String::from_utf8_lossy(&decoded).into_owned())
+}
+
 /// Percent-decodes, returning `None` for a `%` not followed by two hex digits. Borrows when there is
 /// nothing to decode (most path segments and query values).
 pub fn percent_decode_strict(input: &str) -> Option<Cow<'_, [u8]>> {
@@ -37,6 +50,22 @@ fn hex_value(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_pairs_decode_as_forms_do() {
+        let pairs: Vec<(&str, &str)> =
+            query_pairs("experiment_name=team+a%2Fx&bad=%zz&flag&run_id=1").collect();
+        assert_eq!(
+            pairs,
+            [
+                ("experiment_name", "team+a%2Fx"),
+                ("bad", "%zz"),
+                ("run_id", "1")
+            ]
+        );
+        assert_eq!(decode_form_value("team+a%2Fx").unwrap(), "team a/x");
+        assert!(decode_form_value("%zz").is_none());
+    }
 
     #[test]
     fn strict_decoding() {

@@ -50,6 +50,25 @@ struct Inner {
     upstream_errors: BTreeMap<&'static str, u64>,
 }
 
+/// Why a request got no answer from the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Unreachable,
+    Timeout,
+    NoCredentials,
+}
+
+impl UpstreamErrorKind {
+    /// The `kind` / `error.type` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Unreachable => "unreachable",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::NoCredentials => "no-credentials",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
@@ -121,7 +140,8 @@ impl Metrics {
     }
 
     /// Counts an upstream failure (`unreachable`, `timeout`, `no-credentials`, `body`).
-    pub fn upstream_error(&self, kind: &'static str) {
+    pub fn upstream_error(&self, kind: UpstreamErrorKind) {
+        let kind = kind.label();
         if let Ok(mut inner) = self.inner.lock() {
             *inner.upstream_errors.entry(kind).or_default() += 1;
         }
@@ -260,7 +280,7 @@ mod tests {
             Duration::from_millis(1),
             None,
         );
-        m.upstream_error("unreachable");
+        m.upstream_error(UpstreamErrorKind::Unreachable);
         let text = m.render(&Gauges {
             in_flight: 2,
             credential_refreshes: Some(1),

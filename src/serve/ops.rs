@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::error::{json_error, Error};
+use crate::error::Error;
 
 /// How long a looked-up caller identity is reused (the dashboard polls it).
 
@@ -121,11 +121,8 @@ pub fn stats(app: &App) -> warp::reply::Response {
 /// STS GetCallerIdentity for the credentials in use, cached for a minute per access key.
 pub async fn identity(app: Arc<App>) -> warp::reply::Response {
     let Some(aws) = &app.aws else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "no AWS identity: signing is off (--signing none)",
-        );
+        return Error::BadRequest("no AWS identity: signing is off (--signing none)".into())
+            .into_response();
     };
     match aws.caller_identity_cached().await {
         Ok(identity) => json_response(StatusCode::OK, &identity),

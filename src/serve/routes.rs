@@ -12,7 +12,7 @@ use warp::filters::path::FullPath;
 use warp::{Filter, Rejection};
 
 use crate::app::App;
-use crate::error::{json_error, Error};
+use crate::error::Error;
 use crate::net::client_addr::ClientAddr;
 use crate::serve::ops;
 use crate::serve::pipeline::{authenticate, handle_mlflow};
@@ -91,8 +91,8 @@ pub fn routes(
         .and(client_addr())
         .and(with_app.clone())
         .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
-            if let Err(response) = authenticate(&app, &headers, remote).await {
-                return response;
+            if let Err(refusal) = authenticate(&app, &headers, remote).await {
+                return refusal.into_response();
             }
             match path.as_str() {
                 "/api/proxy/status" => ops::status(&app),
@@ -127,7 +127,6 @@ pub fn routes(
                     return Error::NotFound(format!("no route for {full}")).into_response();
                 };
                 let inbound = Inbound {
-                    class: "unknown",
                     method,
                     path: full,
                     query: Some(query),
@@ -150,8 +149,8 @@ pub fn routes(
             if path.starts_with("/api/") || path.starts_with("/ajax-api/") {
                 return Error::NotFound(format!("no route for {path}")).into_response();
             }
-            if let Err(response) = authenticate(&app, &headers, remote).await {
-                return response;
+            if let Err(refusal) = authenticate(&app, &headers, remote).await {
+                return refusal.into_response();
             }
             crate::serve::dashboard::serve(path, &app.frame_policy)
         })
@@ -185,20 +184,15 @@ fn redirect(location: &'static str) -> warp::reply::Response {
     response
 }
 
+/// What warp's own rejections become: 405, 404, or a 400 that does not repeat warp's internals.
 fn rejection_response(rejection: Rejection) -> warp::reply::Response {
-    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "BAD_REQUEST",
-            "method not allowed on this path",
-        );
-    }
-    if rejection.is_not_found() {
-        return Error::NotFound("no route for this path".into()).into_response();
-    }
-    json_error(
-        StatusCode::BAD_REQUEST,
-        "BAD_REQUEST",
-        &format!("{rejection:?}"),
-    )
+    let error = if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Error::MethodNotAllowed
+    } else if rejection.is_not_found() {
+        Error::NotFound("no route for this path".into())
+    } else {
+        tracing::debug!(?rejection, "request rejected by the route table");
+        Error::BadRequest("the request could not be read (headers, query or body)".into())
+    };
+    error.into_response()
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub mod policy_file;
 pub mod target;
@@ -391,19 +391,26 @@ pub struct AssumeRoleSettings {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {flag} ({env}): {message}")]
 pub struct SettingsError {
-    pub flag: &'static str,
-    pub env: &'static str,
+    pub flag: String,
+    pub env: String,
     pub message: String,
 }
 
-fn setting_error(
-    flag: &'static str,
-    env: &'static str,
-    message: impl Into<String>,
-) -> SettingsError {
+/// The error for the setting whose clap id (its field in [`Args`]) is `id`: the flag and env var are
+/// read from the clap attributes, so each name is written once, where the setting is declared.
+fn invalid(id: &str, message: impl Into<String>) -> SettingsError {
+    let command = Cli::command();
+    let arg = command.get_arguments().find(|a| a.get_id() == id);
+    debug_assert!(arg.is_some(), "no setting with the id {id:?}");
     SettingsError {
-        flag,
-        env,
+        flag: arg
+            .and_then(|a| a.get_long())
+            .map(|long| format!("--{long}"))
+            .unwrap_or_else(|| id.to_string()),
+        env: arg
+            .and_then(|a| a.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         message: message.into(),
     }
 }
@@ -461,164 +468,26 @@ impl PluginEnv {
 impl Args {
     /// Validates the raw arguments into [`Settings`].
     pub fn validate(&self, plugin_env: &PluginEnv) -> Result<Settings, SettingsError> {
-        let arn = match self.arn.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(raw) => Some(
-                raw.parse::<MlflowArn>()
-                    .map_err(|e| setting_error("--arn", "MLFLOW_PROXY_ARN", e.to_string()))?,
-            ),
-            None => None,
-        };
-        let upstream_url = self
-            .upstream_url
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| plugin_env.custom_endpoint.clone());
-
-        let signing =
-            match (self.signing, &arn) {
-                (Signing::Sigv4, Some(arn)) => Some(SigningTarget::for_arn(arn)),
-                (Signing::Sigv4, None) => return Err(setting_error(
-                    "--arn",
-                    "MLFLOW_PROXY_ARN",
-                    "required with --signing sigv4 (use --signing none for a self-hosted MLflow)",
-                )),
-                (Signing::None, _) => None,
-            };
-        let base_url = match (&upstream_url, &arn) {
-            (Some(url), _) => url.clone(),
-            (None, Some(arn)) => arn.default_base_url(),
-            (None, None) => {
-                return Err(setting_error(
-                    "--upstream-url",
-                    "MLFLOW_PROXY_UPSTREAM_URL",
-                    "required with --signing none",
-                ))
-            }
-        };
-        let upstream = Upstream::new(&base_url, signing).map_err(|e| {
-            setting_error("--upstream-url", "MLFLOW_PROXY_UPSTREAM_URL", e.to_string())
-        })?;
-
-        let assume_role_arn = self
-            .assume_role_arn
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| plugin_env.assume_role_arn.clone());
-        let assume_role = match assume_role_arn {
-            Some(role_arn) => {
-                if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
-                    return Err(setting_error(
-                        "--assume-role-arn",
-                        "MLFLOW_PROXY_ASSUME_ROLE_ARN",
-                        format!("{role_arn:?} is not an IAM role ARN"),
-                    ));
-                }
-                if self.signing == Signing::None {
-                    return Err(setting_error(
-                        "--assume-role-arn",
-                        "MLFLOW_PROXY_ASSUME_ROLE_ARN",
-                        "has no effect with --signing none",
-                    ));
-                }
-                validate_session_name(&self.assume_role_session_name)?;
-                let secs = self.assume_role_duration.as_secs();
-                if !(900..=43_200).contains(&secs) {
-                    return Err(setting_error(
-                        "--assume-role-duration",
-                        "MLFLOW_PROXY_ASSUME_ROLE_DURATION",
-                        "must be between 15m and 12h",
-                    ));
-                }
-                Some(AssumeRoleSettings {
-                    role_arn,
-                    session_name: self.assume_role_session_name.clone(),
-                    external_id: self.assume_role_external_id.clone(),
-                    duration: self.assume_role_duration,
-                })
-            }
-            None => None,
-        };
-
-        let ui_auth = match (&upstream.signing, self.ui_auth) {
-            (None, _) => None,
-            (Some(_), Some(chosen)) => Some(chosen),
-            (Some(signing), None) => Some(match signing.arn.kind {
-                crate::settings::target::ArnKind::App => UiAuth::Sigv4,
-                crate::settings::target::ArnKind::TrackingServer => UiAuth::PresignedSession,
-            }),
-        };
+        let upstream = self.upstream(plugin_env)?;
+        let assume_role = self.assume_role(plugin_env)?;
+        let ui_auth = self.ui_auth(&upstream)?;
+        self.check_timeouts_and_sizes()?;
         let auth = self.auth_settings()?;
         let policy = self.policy_rules()?;
-        if !(self.rate_limit >= 0.0 && self.rate_limit.is_finite()) {
-            return Err(setting_error(
-                "--rate-limit",
-                "MLFLOW_PROXY_RATE_LIMIT",
-                "must be zero or more",
-            ));
-        }
         if self.per_user_sessions && assume_role.is_none() {
-            return Err(setting_error(
-                "--per-user-sessions",
-                "MLFLOW_PROXY_PER_USER_SESSIONS",
+            return Err(invalid(
+                "per_user_sessions",
                 "needs --assume-role-arn (the role assumed per caller)",
             ));
         }
-        let ui_session_secs = self.ui_session_duration.as_secs();
-        if ui_auth == Some(UiAuth::PresignedSession) && !(1800..=43_200).contains(&ui_session_secs)
-        {
-            return Err(setting_error(
-                "--ui-session-duration",
-                "MLFLOW_PROXY_UI_SESSION_DURATION",
-                "must be between 30m and 12h (SageMaker's limits)",
-            ));
-        }
         let frame_ancestors = parse_frame_ancestors(&self.frame_ancestors)?;
-        let cors_allowed_origins = parse_origins(
-            &self.cors_allowed_origins,
-            "--cors-allowed-origins",
-            "MLFLOW_PROXY_CORS_ALLOWED_ORIGINS",
-        )?;
+        let cors_allowed_origins =
+            parse_origins(&self.cors_allowed_origins, "cors_allowed_origins")?;
 
-        for (flag, env, value) in [
-            (
-                "--connect-timeout",
-                "MLFLOW_PROXY_CONNECT_TIMEOUT",
-                self.connect_timeout,
-            ),
-            (
-                "--request-timeout",
-                "MLFLOW_PROXY_REQUEST_TIMEOUT",
-                self.request_timeout,
-            ),
-            (
-                "--idle-timeout",
-                "MLFLOW_PROXY_IDLE_TIMEOUT",
-                self.idle_timeout,
-            ),
-        ] {
-            if value.is_zero() {
-                return Err(setting_error(flag, env, "must be greater than zero"));
-            }
-        }
-        if self.max_body_size == 0 {
-            return Err(setting_error(
-                "--max-body-size",
-                "MLFLOW_PROXY_MAX_BODY_SIZE",
-                "must be greater than zero",
-            ));
-        }
-        if self.memory_body_size > 256 * 1024 * 1024 {
-            return Err(setting_error(
-                "--memory-body-size",
-                "MLFLOW_PROXY_MEMORY_BODY_SIZE",
-                "at most 256MiB (larger bodies are spooled to disk)",
-            ));
-        }
         let spool_dir = self.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         if !spool_dir.is_dir() {
-            return Err(setting_error(
-                "--spool-dir",
-                "MLFLOW_PROXY_SPOOL_DIR",
+            return Err(invalid(
+                "spool_dir",
                 format!("{} is not a directory", spool_dir.display()),
             ));
         }
@@ -627,30 +496,11 @@ impl Args {
             .iter()
             .filter(|s| !s.trim().is_empty())
             .map(|s| {
-                s.parse::<Cidr>().map_err(|e| {
-                    setting_error(
-                        "--trusted-proxies",
-                        "MLFLOW_PROXY_TRUSTED_PROXIES",
-                        e.to_string(),
-                    )
-                })
+                s.parse::<Cidr>()
+                    .map_err(|e| invalid("trusted_proxies", e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return Err(setting_error(
-                "--log-level",
-                "MLFLOW_PROXY_LOG_LEVEL",
-                e.to_string(),
-            ));
-        }
-
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(
-                TlsReloader::load(cert.clone(), key.clone())
-                    .map_err(|e| setting_error("--tls-cert", "MLFLOW_PROXY_TLS_CERT", e))?,
-            ),
-            _ => None,
-        };
+        let tls = self.tls()?;
         Ok(Settings {
             listen: self.listen,
             admin_listen: self.admin_listen,
@@ -693,51 +543,181 @@ impl Args {
 }
 
 impl Args {
+    /// Where requests go: the ARN's data plane (or `--upstream-url`), signed or not.
+    fn upstream(&self, plugin_env: &PluginEnv) -> Result<Upstream, SettingsError> {
+        let arn = match self.arn.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(raw) => Some(
+                raw.parse::<MlflowArn>()
+                    .map_err(|e| invalid("arn", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let upstream_url = self
+            .upstream_url
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| plugin_env.custom_endpoint.clone());
+
+        let signing =
+            match (self.signing, &arn) {
+                (Signing::Sigv4, Some(arn)) => Some(SigningTarget::for_arn(arn)),
+                (Signing::Sigv4, None) => return Err(invalid(
+                    "arn",
+                    "required with --signing sigv4 (use --signing none for a self-hosted MLflow)",
+                )),
+                (Signing::None, _) => None,
+            };
+        let base_url = match (&upstream_url, &arn) {
+            (Some(url), _) => url.clone(),
+            (None, Some(arn)) => arn.default_base_url(),
+            (None, None) => return Err(invalid("upstream_url", "required with --signing none")),
+        };
+        let upstream = Upstream::new(&base_url, signing)
+            .map_err(|e| invalid("upstream_url", e.to_string()))?;
+
+        Ok(upstream)
+    }
+
+    /// The role to assume, from `--assume-role-arn` or the plugin's `SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN`.
+    fn assume_role(
+        &self,
+        plugin_env: &PluginEnv,
+    ) -> Result<Option<AssumeRoleSettings>, SettingsError> {
+        let assume_role_arn = self
+            .assume_role_arn
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| plugin_env.assume_role_arn.clone());
+        Ok(match assume_role_arn {
+            Some(role_arn) => {
+                if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+                    return Err(invalid(
+                        "assume_role_arn",
+                        format!("{role_arn:?} is not an IAM role ARN"),
+                    ));
+                }
+                if self.signing == Signing::None {
+                    return Err(invalid(
+                        "assume_role_arn",
+                        "has no effect with --signing none",
+                    ));
+                }
+                validate_session_name(&self.assume_role_session_name)?;
+                let secs = self.assume_role_duration.as_secs();
+                if !(900..=43_200).contains(&secs) {
+                    return Err(invalid(
+                        "assume_role_duration",
+                        "must be between 15m and 12h",
+                    ));
+                }
+                Some(AssumeRoleSettings {
+                    role_arn,
+                    session_name: self.assume_role_session_name.clone(),
+                    external_id: self.assume_role_external_id.clone(),
+                    duration: self.assume_role_duration,
+                })
+            }
+            None => None,
+        })
+    }
+
+    /// The UI mode: chosen, or the default per ARN kind; none for an unsigned upstream.
+    fn ui_auth(&self, upstream: &Upstream) -> Result<Option<UiAuth>, SettingsError> {
+        let ui_auth = match (&upstream.signing, self.ui_auth) {
+            (None, _) => None,
+            (Some(_), Some(chosen)) => Some(chosen),
+            (Some(signing), None) => Some(match signing.arn.kind {
+                crate::settings::target::ArnKind::App => UiAuth::Sigv4,
+                crate::settings::target::ArnKind::TrackingServer => UiAuth::PresignedSession,
+            }),
+        };
+        let ui_session_secs = self.ui_session_duration.as_secs();
+        if ui_auth == Some(UiAuth::PresignedSession) && !(1800..=43_200).contains(&ui_session_secs)
+        {
+            return Err(invalid(
+                "ui_session_duration",
+                "must be between 30m and 12h (SageMaker's limits)",
+            ));
+        }
+        Ok(ui_auth)
+    }
+
+    /// Timeouts and body sizes that must be positive or bounded.
+    fn check_timeouts_and_sizes(&self) -> Result<(), SettingsError> {
+        if !(self.rate_limit >= 0.0 && self.rate_limit.is_finite()) {
+            return Err(invalid("rate_limit", "must be zero or more"));
+        }
+        for (id, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(id, "must be greater than zero"));
+            }
+        }
+        if self.max_body_size == 0 {
+            return Err(invalid("max_body_size", "must be greater than zero"));
+        }
+        if self.memory_body_size > 256 * 1024 * 1024 {
+            return Err(invalid(
+                "memory_body_size",
+                "at most 256MiB (larger bodies are spooled to disk)",
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(invalid("log_level", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The listener's certificate, loaded once here and handed on.
+    fn tls(&self) -> Result<Option<Arc<TlsReloader>>, SettingsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsReloader::load(cert.clone(), key.clone())
+                .map(Some)
+                .map_err(|e| invalid("tls_cert", e)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Args {
     /// The policy file's rules, read once: from --policy, or --policy-toml.
     fn policy_rules(&self) -> Result<Option<PolicyRules>, SettingsError> {
-        let (source, flag, env) = match (&self.policy, &self.policy_toml) {
-            (Some(path), _) => (
-                TextSource::File(path.clone()),
-                "--policy",
-                "MLFLOW_PROXY_POLICY",
-            ),
+        let (source, id) = match (&self.policy, &self.policy_toml) {
+            (Some(path), _) => (TextSource::File(path.clone()), "policy"),
             (None, Some(text)) if !text.trim().is_empty() => (
                 TextSource::Inline {
                     flag: "--policy-toml",
                     text: text.clone(),
                 },
-                "--policy-toml",
-                "MLFLOW_PROXY_POLICY_TOML",
+                "policy_toml",
             ),
             (None, _) => return Ok(None),
         };
-        let text = source.read().map_err(|e| setting_error(flag, env, e))?;
+        let text = source.read().map_err(|e| invalid(id, e))?;
         PolicyRules::parse(&text)
             .map(Some)
-            .map_err(|e| setting_error(flag, env, format!("{}: {e}", source.describe())))
+            .map_err(|e| invalid(id, format!("{}: {e}", source.describe())))
     }
 
     /// The bearer tokens, read once: from --token-file, or --tokens.
     fn token_file(&self) -> Result<Option<TokenFile>, SettingsError> {
-        let (source, flag, env) = match (&self.token_file, &self.tokens) {
-            (Some(path), _) => (
-                TextSource::File(path.clone()),
-                "--token-file",
-                "MLFLOW_PROXY_TOKEN_FILE",
-            ),
+        let (source, id) = match (&self.token_file, &self.tokens) {
+            (Some(path), _) => (TextSource::File(path.clone()), "token_file"),
             (None, Some(text)) if !text.trim().is_empty() => (
                 TextSource::Inline {
                     flag: "--tokens",
                     text: text.clone(),
                 },
-                "--tokens",
-                "MLFLOW_PROXY_TOKENS",
+                "tokens",
             ),
             (None, _) => return Ok(None),
         };
         TokenFile::load(&source)
             .map(Some)
-            .map_err(|e| setting_error(flag, env, e))
+            .map_err(|e| invalid(id, e))
     }
 
     fn auth_settings(&self) -> Result<AuthSettings, SettingsError> {
@@ -746,19 +726,13 @@ impl Args {
         } else {
             self.auth.clone()
         };
-        let err = |flag, env, message: &str| Err(setting_error(flag, env, message));
+        let err = |id, message: &str| Err(invalid(id, message));
         if modes.contains(&AuthMode::AlbOidc) && self.alb_arn.is_none() {
-            return err(
-                "--alb-arn",
-                "MLFLOW_PROXY_ALB_ARN",
-                "required with --auth alb-oidc",
-            );
+            return err("alb_arn", "required with --auth alb-oidc");
         }
         let tokens = self.token_file()?;
         if modes.contains(&AuthMode::Token) && tokens.is_none() {
-            return err(
-                "--token-file",
-                "MLFLOW_PROXY_TOKEN_FILE",
+            return err("token_file",
                 "required with --auth token (or the file's content in --tokens / MLFLOW_PROXY_TOKENS)",
             );
         }
@@ -768,23 +742,16 @@ impl Args {
             .filter(|s| !s.trim().is_empty())
             .map(|s| s.parse::<Cidr>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                setting_error(
-                    "--trusted-header-sources",
-                    "MLFLOW_PROXY_TRUSTED_HEADER_SOURCES",
-                    e,
-                )
-            })?;
+            .map_err(|e| invalid("trusted_header_sources", e))?;
         if modes.contains(&AuthMode::TrustedHeader) && trusted_header_sources.is_empty() {
             return err(
-                "--trusted-header-sources",
-                "MLFLOW_PROXY_TRUSTED_HEADER_SOURCES",
+                "trusted_header_sources",
                 "required with --auth trusted-header",
             );
         }
-        let header_name = |value: &str, flag, env| {
+        let header_name = |value: &str, id| {
             http::HeaderName::from_bytes(value.trim().as_bytes())
-                .map_err(|_| setting_error(flag, env, format!("{value:?} is not a header name")))
+                .map_err(|_| invalid(id, format!("{value:?} is not a header name")))
         };
         let alb_region = self
             .alb_arn
@@ -795,11 +762,7 @@ impl Args {
             format!("https://public-keys.auth.elb.{alb_region}.amazonaws.com/{{kid}}")
         });
         if !alb_key_url.contains("{kid}") {
-            return err(
-                "--alb-key-url",
-                "MLFLOW_PROXY_ALB_KEY_URL",
-                "must contain {kid}",
-            );
+            return err("alb_key_url", "must contain {kid}");
         }
         Ok(AuthSettings {
             modes,
@@ -808,15 +771,10 @@ impl Args {
             oidc_identity_claim: self.oidc_identity_claim.clone(),
             oidc_groups_claim: self.oidc_groups_claim.clone(),
             tokens,
-            trusted_header_user: header_name(
-                &self.trusted_header_user,
-                "--trusted-header-user",
-                "MLFLOW_PROXY_TRUSTED_HEADER_USER",
-            )?,
+            trusted_header_user: header_name(&self.trusted_header_user, "trusted_header_user")?,
             trusted_header_groups: header_name(
                 &self.trusted_header_groups,
-                "--trusted-header-groups",
-                "MLFLOW_PROXY_TRUSTED_HEADER_GROUPS",
+                "trusted_header_groups",
             )?,
             trusted_header_sources,
         })
@@ -833,30 +791,24 @@ fn default_worker_count() -> usize {
 /// `--frame-ancestors`: origins, plus the CSP keyword `'self'`, which is always in the policy (the
 /// dashboard frames the UI), so listing it changes nothing. `'none'` would break the dashboard: refused.
 fn parse_frame_ancestors(raw: &[String]) -> Result<Vec<String>, SettingsError> {
-    let (flag, env) = ("--frame-ancestors", "MLFLOW_PROXY_FRAME_ANCESTORS");
     let mut origins = Vec::new();
     for value in raw.iter().map(|s| s.trim()) {
         match value.to_ascii_lowercase().as_str() {
             "'self'" => {}
             "'none'" => {
-                return Err(setting_error(
-                    flag,
-                    env,
+                return Err(invalid(
+                    "frame_ancestors",
                     "'none' cannot be honoured: the proxy's own dashboard frames the UI ('self' is always allowed); list only the other origins that may frame it",
                 ))
             }
             _ => origins.push(value.to_string()),
         }
     }
-    parse_origins(&origins, flag, env)
+    parse_origins(&origins, "frame_ancestors")
 }
 
 /// Origins as `scheme://host[:port]` (a leading `*.` in the host is allowed, as in CSP); never `*`.
-fn parse_origins(
-    raw: &[String],
-    flag: &'static str,
-    env: &'static str,
-) -> Result<Vec<String>, SettingsError> {
+fn parse_origins(raw: &[String], id: &str) -> Result<Vec<String>, SettingsError> {
     raw.iter()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
@@ -872,9 +824,8 @@ fn parse_origins(
             if (scheme == "http" || scheme == "https") && host_ok {
                 Ok(origin.to_ascii_lowercase())
             } else {
-                Err(setting_error(
-                    flag,
-                    env,
+                Err(invalid(
+                    id,
                     format!("{origin:?} is not an origin like https://portal.example.com"),
                 ))
             }
@@ -891,9 +842,8 @@ fn validate_session_name(name: &str) -> Result<(), SettingsError> {
     if ok {
         Ok(())
     } else {
-        Err(setting_error(
-            "--assume-role-session-name",
-            "MLFLOW_PROXY_ASSUME_ROLE_SESSION_NAME",
+        Err(invalid(
+            "assume_role_session_name",
             "2 to 64 characters of letters, digits and _+=,.@-",
         ))
     }

@@ -27,9 +27,12 @@ use warp::Reply;
 use crate::aws::credentials::{CachedCredentials, CredentialCache};
 use crate::aws::sigv4::{self, Scope};
 use crate::error::Error;
+use crate::mlflow::routes::RouteClass;
 use crate::net::cidr::Cidr;
-use crate::net::http_client::{self, ResponseBody, UpstreamClient};
+use crate::net::http_client::{self, ResponseBody, UpstreamBody, UpstreamClient};
 use crate::net::worker;
+use crate::observe::access_log::{AccessLog, Outcome};
+use crate::observe::metrics::UpstreamErrorKind;
 use crate::observe::stats::Stats;
 use crate::observe::telemetry::{self, SPAN_TARGET};
 use crate::settings::target::Upstream;
@@ -37,16 +40,17 @@ use crate::settings::Settings;
 use crate::upstream::ui_session::{is_session_rejected, Session, UiSession};
 use body::{BodyLimits, PreparedBody};
 use headers::ClientInfo;
-use response::{AccessLog, ResponseStream};
+use response::ResponseStream;
 
 /// Upstream error bodies up to this size are read (to recognise expired tokens and restate AWS errors).
 const MAX_ERROR_BODY_INSPECTED: u64 = 64 * 1024;
 
 /// How a forwarded request authenticates to the upstream.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum UpstreamAuth<'a> {
-    /// SigV4 with these credentials (REST calls; the UI in `sigv4` mode).
-    Sign(&'a Arc<CredentialCache>),
+    /// SigV4 with these credentials (REST calls; the UI in `sigv4` mode): the proxy's own, or the
+    /// caller's with per-user sessions.
+    Sign(Arc<CredentialCache>),
     /// The server-side UI session's cookie (the UI in `presigned-session` mode).
     Session(&'a UiSession),
     /// Nothing (a self-hosted MLflow).
@@ -55,8 +59,6 @@ pub enum UpstreamAuth<'a> {
 
 /// A request as received, in the pieces warp extracts.
 pub struct Inbound<S> {
-    /// A label for metrics: the route class (`read`, `write`, ...).
-    pub class: &'static str,
     pub method: Method,
     pub path: String,
     pub query: Option<String>,
@@ -75,7 +77,6 @@ impl<S> Inbound<S> {
     /// Splits off the body stream.
     pub fn take_body(self) -> (Inbound<()>, S) {
         let Inbound {
-            class,
             method,
             path,
             query,
@@ -85,7 +86,6 @@ impl<S> Inbound<S> {
         } = self;
         (
             Inbound {
-                class,
                 method,
                 path,
                 query,
@@ -101,7 +101,6 @@ impl<S> Inbound<S> {
 impl Inbound<()> {
     pub fn with_body<S>(self, body: S) -> Inbound<S> {
         let Inbound {
-            class,
             method,
             path,
             query,
@@ -110,7 +109,6 @@ impl Inbound<()> {
             ..
         } = self;
         Inbound {
-            class,
             method,
             path,
             query,
@@ -165,50 +163,24 @@ impl Forwarder {
 
     /// Forwards `inbound` to `upstream_path` on the upstream and returns the client's response.
     /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
-    /// `upstream_path` must have passed [`path::validate_path`] (the gate, `app::handle_mlflow`, checks
-    /// it before anything routes on it).
+    /// `upstream_path` must have passed [`path::validate_path`] (the pipeline checks it before anything
+    /// routes on it); `class` labels the request in metrics, traces and the access log.
     pub async fn forward<S, B, E>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
         auth: UpstreamAuth<'_>,
+        class: RouteClass,
     ) -> warp::reply::Response
     where
         S: Stream<Item = Result<B, E>> + Send,
         E: std::fmt::Display + Send,
         B: Buf,
     {
-        let started = Instant::now();
         let _in_flight = self.stats.begin();
         let request_id = headers::request_id(&inbound.headers);
-        let mut log = AccessLog {
-            method: inbound.method.clone(),
-            class: inbound.class,
-            path: inbound.path.clone(),
-            status: 0,
-            request_id: request_id.to_str().unwrap_or_default().to_string(),
-            remote: inbound.remote,
-            started,
-            upstream_latency: None,
-            bytes_in: 0,
-            bytes_out: 0,
-            outcome: "complete",
-            stats: self.stats.clone(),
-        };
-        let span = tracing::info_span!(
-            target: SPAN_TARGET,
-            "request",
-            otel.name = %format_args!("{} {}", inbound.method, inbound.class),
-            otel.kind = "server",
-            http.request.method = %inbound.method,
-            url.path = %inbound.path,
-            mlflow.route_class = inbound.class,
-            http.response.status_code = tracing::field::Empty,
-            request_id = %log.request_id,
-        );
-        if !span.is_disabled() {
-            let _ = span.set_parent(telemetry::extract_context(&inbound.headers));
-        }
+        let mut log = self.access_log(&inbound, class, &request_id);
+        let span = request_span(&inbound, class, &log.request_id);
         let outcome = self
             .try_forward(inbound, upstream_path, auth, &request_id, &mut log)
             .instrument(span.clone())
@@ -218,38 +190,71 @@ impl Forwarder {
             Err(error) => error.status().as_u16(),
         };
         span.record("http.response.status_code", status);
+        log.status = status;
         match outcome {
             Ok((parts, incoming)) => {
-                log.status = parts.status.as_u16();
                 let stream = ResponseStream::new(incoming, self.idle_timeout, log);
                 let mut response = warp::reply::stream(stream).into_response();
                 *response.status_mut() = parts.status;
                 *response.headers_mut() = parts.headers;
                 response
             }
-            Err(error) => {
-                match &error {
-                    Error::UpstreamUnreachable(_) => {
-                        self.stats.metrics.upstream_error("unreachable")
-                    }
-                    Error::UpstreamTimeout(_) => self.stats.metrics.upstream_error("timeout"),
-                    Error::NoCredentials(_) => self.stats.metrics.upstream_error("no-credentials"),
-                    _ => {}
-                }
-                if matches!(error, Error::Internal(_)) {
-                    tracing::error!(request_id = %log.request_id, error = %error, "request failed");
-                }
-                log.status = error.status().as_u16();
-                log.outcome = "proxy-error";
-                let mut response = error.into_response();
-                response
-                    .headers_mut()
-                    .insert(headers::X_REQUEST_ID, request_id);
-                response
-            }
+            Err(error) => self.error_response(error, log, request_id),
         }
     }
 
+    /// The access-log record of one request, completed as the request goes on.
+    fn access_log<S>(
+        &self,
+        inbound: &Inbound<S>,
+        class: RouteClass,
+        request_id: &HeaderValue,
+    ) -> AccessLog {
+        AccessLog {
+            method: inbound.method.clone(),
+            class: class.label(),
+            path: inbound.path.clone(),
+            status: 0,
+            request_id: request_id.to_str().unwrap_or_default().to_string(),
+            remote: inbound.remote,
+            started: Instant::now(),
+            upstream_latency: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            outcome: Outcome::Complete,
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// A failure of forwarding as the client's response, counted and logged.
+    fn error_response(
+        &self,
+        error: Error,
+        mut log: AccessLog,
+        request_id: HeaderValue,
+    ) -> warp::reply::Response {
+        let kind = match &error {
+            Error::UpstreamUnreachable(_) => Some(UpstreamErrorKind::Unreachable),
+            Error::UpstreamTimeout(_) => Some(UpstreamErrorKind::Timeout),
+            Error::NoCredentials(_) => Some(UpstreamErrorKind::NoCredentials),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.stats.metrics.upstream_error(kind);
+        }
+        if matches!(error, Error::Internal(_)) {
+            tracing::error!(request_id = %log.request_id, error = %error, "request failed");
+        }
+        log.outcome = Outcome::ProxyError;
+        let mut response = error.into_response();
+        response
+            .headers_mut()
+            .insert(headers::X_REQUEST_ID, request_id);
+        response
+    }
+
+    /// Reads the body, then sends the request; a second attempt follows only when the first answer
+    /// said the credentials expired or the UI session is gone (see [`Attempt`]).
     async fn try_forward<S, B, E>(
         &self,
         inbound: Inbound<S>,
@@ -267,193 +272,197 @@ impl Forwarder {
             Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
             _ => None,
         };
+        let (inbound, stream) = inbound.take_body();
         let body = self
-            .read_body(&inbound.method, &inbound.headers, inbound.body)
+            .read_body(&inbound.method, &inbound.headers, stream)
             .await?;
         log.bytes_in = body.len();
+        let outgoing = Outgoing {
+            inbound: &inbound,
+            upstream_path,
+            query: query.as_deref(),
+            body: &body,
+            request_id,
+        };
+        let mut attempt = Attempt::First;
+        loop {
+            let (response, used) = self.send(&outgoing, &auth, &attempt, log).await?;
+            match self.judge(response, used, &attempt, request_id, log).await {
+                Verdict::Answer(parts, body) => return Ok((parts, body)),
+                Verdict::Retry(next) => attempt = next,
+            }
+        }
+    }
 
-        // The forwarded headers, built afresh for each attempt (a retry is rare; a copy per request is not).
+    /// Builds, authenticates and sends one attempt; returns the upstream's answer and what it used.
+    async fn send(
+        &self,
+        out: &Outgoing<'_>,
+        auth: &UpstreamAuth<'_>,
+        attempt: &Attempt,
+        log: &mut AccessLog,
+    ) -> Result<(http::Response<hyper::body::Incoming>, Used), Error> {
+        let mut request_headers = self.request_headers(out);
+        let (uri, used) = match auth {
+            UpstreamAuth::Session(ui) => {
+                let session = match attempt {
+                    Attempt::AfterStaleSession(stale) => ui.renew_after_rejection(stale).await?,
+                    _ => ui.get().await?,
+                };
+                request_headers.insert(header::COOKIE, session.cookie.clone());
+                let uri = uri_and_host(&session.upstream, out, &mut request_headers)?;
+                (uri, Used::Session(session))
+            }
+            UpstreamAuth::Sign(cache) => {
+                let uri = uri_and_host(&self.upstream, out, &mut request_headers)?;
+                let rejected = match attempt {
+                    Attempt::AfterExpiredCredentials(rejected) => Some(rejected.as_ref()),
+                    _ => None,
+                };
+                let used = self
+                    .sign(cache, out, &uri, &mut request_headers, rejected)
+                    .await?;
+                (uri, Used::Credentials(used))
+            }
+            UpstreamAuth::Unsigned => {
+                let uri = uri_and_host(&self.upstream, out, &mut request_headers)?;
+                (uri, Used::Nothing)
+            }
+        };
+        let mut request = http::Request::new(out.body.upstream_body().await?);
+        *request.method_mut() = out.inbound.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = request_headers;
+        let response = self.send_timed(request, log).await?;
+        Ok((response, used))
+    }
+
+    /// The forwarded headers, built afresh for each attempt (a retry is rare; a copy per request is
+    /// not).
+    fn request_headers(&self, out: &Outgoing<'_>) -> HeaderMap {
+        let inbound = out.inbound;
         let client_info = ClientInfo {
             remote: inbound.remote,
             host: inbound.headers.get(header::HOST),
             proto: "http",
             trusted_proxies: &self.trusted_proxies,
         };
+        let mut built =
+            headers::forward_request_headers(&inbound.headers, &client_info, out.request_id);
         let method_has_body = matches!(inbound.method, Method::POST | Method::PUT | Method::PATCH);
-        let build_headers = || {
-            let mut built =
-                headers::forward_request_headers(&inbound.headers, &client_info, request_id);
-            if !body.is_empty() || method_has_body {
-                built.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            }
-            if let Some(signing) = &self.upstream.signing {
-                built.insert(
-                    signing.routing_header.clone(),
-                    signing.routing_value.clone(),
-                );
-            }
-            built
-        };
-
-        // At most two attempts: the second only after the upstream rejected expired credentials
-        // (then refreshed) or a stale UI session (then renewed).
-        let mut rejected_credentials: Option<Arc<CachedCredentials>> = None;
-        let mut rejected_session: Option<Arc<Session>> = None;
-        loop {
-            let first_attempt = rejected_credentials.is_none() && rejected_session.is_none();
-            let mut request_headers = build_headers();
-            let (uri, used_credentials, used_session) = match auth {
-                UpstreamAuth::Session(ui) => {
-                    let session = match &rejected_session {
-                        Some(stale) => ui.renew_after_rejection(stale).await?,
-                        None => ui.get().await?,
-                    };
-                    request_headers.insert(header::COOKIE, session.cookie.clone());
-                    let uri = Self::uri_and_host(
-                        &session.upstream,
-                        upstream_path,
-                        query.as_deref(),
-                        &mut request_headers,
-                    )?;
-                    (uri, None, Some(session))
-                }
-                UpstreamAuth::Sign(_) | UpstreamAuth::Unsigned => {
-                    let uri = Self::uri_and_host(
-                        &self.upstream,
-                        upstream_path,
-                        query.as_deref(),
-                        &mut request_headers,
-                    )?;
-                    let used = match auth {
-                        UpstreamAuth::Sign(cache) => Some(
-                            self.sign(
-                                cache,
-                                &inbound.method,
-                                &uri,
-                                &mut request_headers,
-                                &body,
-                                rejected_credentials.as_deref(),
-                            )
-                            .await?,
-                        ),
-                        _ => None,
-                    };
-                    (uri, used, None)
-                }
-            };
-            let mut request = http::Request::new(body.upstream_body().await?);
-            *request.method_mut() = inbound.method.clone();
-            *request.uri_mut() = uri;
-            *request.headers_mut() = request_headers;
-
-            let upstream_span = tracing::info_span!(
-                target: SPAN_TARGET,
-                "upstream",
-                otel.kind = "client",
-                server.address = %request.uri().authority().map(|a| a.as_str()).unwrap_or_default(),
-                http.response.status_code = tracing::field::Empty,
-            );
-            if !upstream_span.is_disabled() {
-                telemetry::inject_context(&upstream_span, request.headers_mut());
-            }
-            let sent = Instant::now();
-            let response =
-                tokio::time::timeout(self.request_timeout, self.worker_client().request(request))
-                    .instrument(upstream_span.clone())
-                    .await
-                    .map_err(|_| {
-                        Error::UpstreamTimeout(format!(
-                            "{:?} (--request-timeout)",
-                            self.request_timeout
-                        ))
-                    })?
-                    .map_err(|e| self.classify_client_error(&e))?;
-            log.upstream_latency = Some(sent.elapsed());
-            upstream_span.record("http.response.status_code", response.status().as_u16());
-            let (mut parts, incoming) = response.into_parts();
-
-            if first_attempt {
-                if let Some(session) = used_session {
-                    let rejected =
-                        is_session_rejected(parts.status, parts.headers.get(header::LOCATION));
-                    // 401 and a redirect to the login page mean the session is gone; a 403 on a fresh
-                    // session is about the request itself (IAM per action) and is passed on.
-                    let stale = parts.status != StatusCode::FORBIDDEN || session.may_be_stale();
-                    if rejected && stale {
-                        tracing::info!(request_id = %log.request_id, status = parts.status.as_u16(), "upstream UI session not accepted; renewing it and retrying once");
-                        rejected_session = Some(session);
-                        continue;
-                    }
-                }
-            }
-            headers::clean_response_headers(&mut parts.headers);
-            parts
-                .headers
-                .insert(headers::X_REQUEST_ID, request_id.clone());
-            let small_error = parts.status.as_u16() >= 400
-                && parts
-                    .headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .is_some_and(|len| len <= MAX_ERROR_BODY_INSPECTED);
-            if !small_error {
-                let expired_by_header = first_attempt
-                    && parts.status == StatusCode::FORBIDDEN
-                    && upstream_error::is_expired_token(&parts.headers, b"");
-                if let (true, Some(used)) = (expired_by_header, used_credentials) {
-                    rejected_credentials = Some(used);
-                    continue;
-                }
-                return Ok((parts, incoming.boxed()));
-            }
-            // Error answers are small: read them to recognise an expired token (retry once with fresh
-            // credentials) and to restate AWS's own errors in MLflow's shape.
-            let body = match tokio::time::timeout(self.idle_timeout, incoming.collect()).await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                _ => Bytes::new(),
-            };
-            if first_attempt && parts.status == StatusCode::FORBIDDEN {
-                if let Some(used) = used_credentials {
-                    if upstream_error::is_expired_token(&parts.headers, &body) {
-                        tracing::info!(request_id = %log.request_id, "upstream says the security token expired; refreshing credentials and retrying once");
-                        rejected_credentials = Some(used);
-                        continue;
-                    }
-                }
-            }
-            let body = match upstream_error::as_mlflow_error(&body, parts.status) {
-                Some(restated) => {
-                    parts.headers.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    restated
-                }
-                None => body,
-            };
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            let body = http_body_util::Full::new(body)
-                .map_err(|never| match never {})
-                .boxed();
-            return Ok((parts, body));
+        if !out.body.is_empty() || method_has_body {
+            built.insert(header::CONTENT_LENGTH, HeaderValue::from(out.body.len()));
         }
+        if let Some(signing) = &self.upstream.signing {
+            built.insert(
+                signing.routing_header.clone(),
+                signing.routing_value.clone(),
+            );
+        }
+        built
     }
 
-    /// The upstream URI for this request, with the matching `Host` header set.
-    fn uri_and_host(
-        upstream: &Upstream,
-        path: &str,
-        query: Option<&str>,
-        headers: &mut HeaderMap,
-    ) -> Result<http::Uri, Error> {
-        let uri = upstream
-            .uri_for(path, query)
-            .map_err(|e| Error::BadRequest(format!("cannot build the upstream URL: {e}")))?;
-        headers.insert(header::HOST, upstream.host_header.clone());
-        Ok(uri)
+    /// Sends on the worker's pool within `--request-timeout`, traced as the `upstream` span.
+    async fn send_timed(
+        &self,
+        mut request: http::Request<UpstreamBody>,
+        log: &mut AccessLog,
+    ) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        let upstream_span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "upstream",
+            otel.kind = "client",
+            server.address = %request.uri().authority().map(|a| a.as_str()).unwrap_or_default(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        if !upstream_span.is_disabled() {
+            telemetry::inject_context(&upstream_span, request.headers_mut());
+        }
+        let sent = Instant::now();
+        let response =
+            tokio::time::timeout(self.request_timeout, self.worker_client().request(request))
+                .instrument(upstream_span.clone())
+                .await
+                .map_err(|_| {
+                    Error::UpstreamTimeout(format!(
+                        "{:?} (--request-timeout)",
+                        self.request_timeout
+                    ))
+                })?
+                .map_err(|e| self.classify_client_error(&e))?;
+        log.upstream_latency = Some(sent.elapsed());
+        upstream_span.record("http.response.status_code", response.status().as_u16());
+        Ok(response)
+    }
+
+    /// Decides what to do with an upstream answer: pass it on (error bodies restated in MLflow's
+    /// shape), or try once more after renewing what the upstream rejected.
+    async fn judge(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+        used: Used,
+        attempt: &Attempt,
+        request_id: &HeaderValue,
+        log: &AccessLog,
+    ) -> Verdict {
+        let (mut parts, incoming) = response.into_parts();
+        let first = matches!(attempt, Attempt::First);
+        if let (true, Used::Session(session)) = (first, &used) {
+            let rejected = is_session_rejected(parts.status, parts.headers.get(header::LOCATION));
+            // 401 and a redirect to the login page mean the session is gone; a 403 on a fresh
+            // session is about the request itself (IAM per action) and is passed on.
+            let stale = parts.status != StatusCode::FORBIDDEN || session.may_be_stale();
+            if rejected && stale {
+                tracing::info!(request_id = %log.request_id, status = parts.status.as_u16(), "upstream UI session not accepted; renewing it and retrying once");
+                return Verdict::Retry(Attempt::AfterStaleSession(session.clone()));
+            }
+        }
+        headers::clean_response_headers(&mut parts.headers);
+        parts
+            .headers
+            .insert(headers::X_REQUEST_ID, request_id.clone());
+        let expired_credentials = |headers: &HeaderMap, body: &[u8]| match (&used, first) {
+            (Used::Credentials(used), true)
+                if parts.status == StatusCode::FORBIDDEN
+                    && upstream_error::is_expired_token(headers, body) =>
+            {
+                Some(used.clone())
+            }
+            _ => None,
+        };
+        if !is_small_error(&parts) {
+            if let Some(used) = expired_credentials(&parts.headers, b"") {
+                return Verdict::Retry(Attempt::AfterExpiredCredentials(used));
+            }
+            return Verdict::Answer(parts, incoming.boxed());
+        }
+        // Error answers are small: read them to recognise an expired token (retry once with fresh
+        // credentials) and to restate AWS's own errors in MLflow's shape.
+        let body = match tokio::time::timeout(self.idle_timeout, incoming.collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        };
+        if let Some(used) = expired_credentials(&parts.headers, &body) {
+            tracing::info!(request_id = %log.request_id, "upstream says the security token expired; refreshing credentials and retrying once");
+            return Verdict::Retry(Attempt::AfterExpiredCredentials(used));
+        }
+        let body = match upstream_error::as_mlflow_error(&body, parts.status) {
+            Some(restated) => {
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                restated
+            }
+            None => body,
+        };
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let body = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed();
+        Verdict::Answer(parts, body)
     }
 
     async fn read_body<S, B, E>(
@@ -494,14 +503,14 @@ impl Forwarder {
         body::read_body(stream, declared, &limits).await
     }
 
-    /// Signs the request with credentials from `cache`; returns the credentials used.
+    /// Signs the request with credentials from `cache` (refreshed first when `rejected` names the
+    /// credentials the upstream refused); returns the credentials used.
     async fn sign(
         &self,
         cache: &Arc<CredentialCache>,
-        method: &Method,
+        out: &Outgoing<'_>,
         uri: &http::Uri,
         headers: &mut HeaderMap,
-        body: &PreparedBody,
         rejected: Option<&CachedCredentials>,
     ) -> Result<Arc<CachedCredentials>, Error> {
         let Some(signing) = &self.upstream.signing else {
@@ -528,10 +537,10 @@ impl Forwarder {
             extra_signed_header: &signing.routing_header,
         };
         sigv4::sign_request(
-            method,
+            &out.inbound.method,
             uri,
             headers,
-            body.sha256_hex(),
+            out.body.sha256_hex(),
             &cached.credentials,
             &cached.signing_keys,
             &scope,
@@ -564,4 +573,78 @@ impl Forwarder {
             self.upstream.base_url()
         ))
     }
+}
+
+/// One request on its way out: what every attempt sends.
+struct Outgoing<'a> {
+    inbound: &'a Inbound<()>,
+    upstream_path: &'a str,
+    /// The canonical query (what is signed is what is sent).
+    query: Option<&'a str>,
+    body: &'a PreparedBody,
+    request_id: &'a HeaderValue,
+}
+
+/// Which attempt this is. There are at most two: the second only after the upstream rejected the
+/// credentials as expired (they are refreshed) or the UI session as gone (it is renewed).
+enum Attempt {
+    First,
+    AfterExpiredCredentials(Arc<CachedCredentials>),
+    AfterStaleSession(Arc<Session>),
+}
+
+/// What an attempt authenticated with, so a rejection can name it.
+enum Used {
+    Credentials(Arc<CachedCredentials>),
+    Session(Arc<Session>),
+    Nothing,
+}
+
+/// What to do with an upstream answer.
+enum Verdict {
+    Answer(http::response::Parts, ResponseBody),
+    Retry(Attempt),
+}
+
+/// Error answers up to [`MAX_ERROR_BODY_INSPECTED`] bytes are read (expired tokens, AWS errors).
+fn is_small_error(parts: &http::response::Parts) -> bool {
+    parts.status.as_u16() >= 400
+        && parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len <= MAX_ERROR_BODY_INSPECTED)
+}
+
+/// The upstream URI for this request, with the matching `Host` header set.
+fn uri_and_host(
+    upstream: &Upstream,
+    out: &Outgoing<'_>,
+    headers: &mut HeaderMap,
+) -> Result<http::Uri, Error> {
+    let uri = upstream
+        .uri_for(out.upstream_path, out.query)
+        .map_err(|e| Error::BadRequest(format!("cannot build the upstream URL: {e}")))?;
+    headers.insert(header::HOST, upstream.host_header.clone());
+    Ok(uri)
+}
+
+/// The `request` span of one forwarded request, child of the caller's trace context when it sent one.
+fn request_span<S>(inbound: &Inbound<S>, class: RouteClass, request_id: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: SPAN_TARGET,
+        "request",
+        otel.name = %format_args!("{} {}", inbound.method, class.label()),
+        otel.kind = "server",
+        http.request.method = %inbound.method,
+        url.path = %inbound.path,
+        mlflow.route_class = class.label(),
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+    );
+    if !span.is_disabled() {
+        let _ = span.set_parent(telemetry::extract_context(&inbound.headers));
+    }
+    span
 }

@@ -1,64 +1,19 @@
 //! Streaming an upstream response body to the client as it arrives (hyper's back-pressure applies:
 //! nothing is read from the upstream faster than the client takes it), with an idle timeout between
-//! chunks, and the access log line written when the body ends or the client goes away.
+//! chunks; the access log line (`observe::access_log`) is written when the body ends or the client goes
+//! away.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::Body;
 
 use crate::net::http_client::ResponseBody;
-use crate::observe::stats::Stats;
-
-/// What the access log says about one request; written once, when dropped.
-pub struct AccessLog {
-    pub method: http::Method,
-    /// The route class (`read`, `write`, ..., `ui`, `unknown`) for metrics.
-    pub class: &'static str,
-    pub path: String,
-    pub status: u16,
-    pub request_id: String,
-    pub remote: Option<std::net::SocketAddr>,
-    pub started: Instant,
-    pub upstream_latency: Option<Duration>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// `complete`, `aborted` (client went away) or `upstream-error` (the body broke off).
-    pub outcome: &'static str,
-    pub stats: Arc<Stats>,
-}
-
-impl Drop for AccessLog {
-    fn drop(&mut self) {
-        let latency = self.started.elapsed();
-        self.stats.record(
-            self.class,
-            &self.method,
-            self.status,
-            latency,
-            self.upstream_latency,
-        );
-        tracing::info!(
-            target: "access",
-            method = %self.method,
-            path = %self.path,
-            status = self.status,
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            upstream_ms = self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
-            bytes_in = self.bytes_in,
-            bytes_out = self.bytes_out,
-            request_id = %self.request_id,
-            remote = self.remote.map(|r| r.ip().to_string()),
-            outcome = self.outcome,
-            "request"
-        );
-    }
-}
+use crate::observe::access_log::{AccessLog, Outcome};
 
 /// The upstream body as a stream of chunks for warp.
 pub struct ResponseStream {
@@ -77,7 +32,7 @@ pub struct ResponseStream {
 impl ResponseStream {
     pub fn new(inner: ResponseBody, idle_timeout: Duration, mut log: AccessLog) -> Self {
         // Until the body ends, a drop means the client went away.
-        log.outcome = "aborted";
+        log.outcome = Outcome::Aborted;
         ResponseStream {
             inner,
             idle_timeout,
@@ -107,20 +62,20 @@ impl Stream for ResponseStream {
                         // hyper stops polling once Content-Length bytes are out, so the end is seen here.
                         if this.inner.is_end_stream() {
                             this.finished = true;
-                            this.log.outcome = "complete";
+                            this.log.outcome = Outcome::Complete;
                         }
                         return Poll::Ready(Some(Ok(data)));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.finished = true;
-                    this.log.outcome = "upstream-error";
+                    this.log.outcome = Outcome::UpstreamError;
                     tracing::warn!(request_id = %this.log.request_id, error = %e, "upstream response body broke off");
                     return Poll::Ready(Some(Err(std::io::Error::other(e))));
                 }
                 Poll::Ready(None) => {
                     this.finished = true;
-                    this.log.outcome = "complete";
+                    this.log.outcome = Outcome::Complete;
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
@@ -135,7 +90,7 @@ impl Stream for ResponseStream {
                     }
                     if idle.as_mut().poll(cx).is_ready() {
                         this.finished = true;
-                        this.log.outcome = "upstream-idle-timeout";
+                        this.log.outcome = Outcome::UpstreamIdleTimeout;
                         return Poll::Ready(Some(Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
                             "upstream response body stalled longer than --idle-timeout",

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use http::{header, HeaderMap};
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::net::cidr::Cidr;
 use crate::net::http_client::UpstreamClient;
 use crate::settings::{AuthMode, AuthSettings};
@@ -114,6 +115,14 @@ impl Authenticator {
 
     pub fn uses_bearer_tokens(&self) -> bool {
         self.tokens.is_some()
+    }
+
+    /// The refusal for a failed authentication: 401, with a bearer challenge when tokens are accepted.
+    pub fn refusal(&self, error: &AuthError) -> Error {
+        Error::Unauthenticated {
+            message: error.to_string(),
+            bearer_challenge: self.uses_bearer_tokens(),
+        }
     }
 
     /// Authenticates a request. A credential that is presented must be valid: a wrong bearer token is

@@ -119,8 +119,10 @@ impl ControlPlane {
             &self.endpoint,
             &mut headers,
             &hex::encode(Sha256::digest(&payload)),
-            &cached.credentials,
-            &cached.signing_keys,
+            sigv4::Signer {
+                credentials: &cached.credentials,
+                keys: &cached.signing_keys,
+            },
             &Scope {
                 service: "sagemaker",
                 region: &self.region,

@@ -106,6 +106,13 @@ impl SigningKeys {
     }
 }
 
+/// Who signs: the credentials and the signing keys derived from them.
+#[derive(Clone, Copy)]
+pub struct Signer<'a> {
+    pub credentials: &'a Credentials,
+    pub keys: &'a SigningKeys,
+}
+
 /// Signs a request in place: adds `authorization`, `x-amz-date`, `x-amz-content-sha256` and, for
 /// temporary credentials, `x-amz-security-token` to `headers`.
 ///
@@ -115,11 +122,11 @@ pub fn sign_request(
     uri: &http::Uri,
     headers: &mut HeaderMap,
     payload_sha256: &str,
-    credentials: &Credentials,
-    keys: &SigningKeys,
+    signer: Signer<'_>,
     scope: &Scope<'_>,
     time: SystemTime,
 ) -> Result<(), Error> {
+    let Signer { credentials, keys } = signer;
     let amz_date = AmzDate::of(time);
     let date_time = amz_date.as_str();
 
@@ -497,8 +504,10 @@ mod tests {
             &uri,
             &mut headers,
             hash,
-            &creds,
-            &SigningKeys::default(),
+            Signer {
+                credentials: &creds,
+                keys: &SigningKeys::default(),
+            },
             &scope,
             UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         )
@@ -541,8 +550,10 @@ mod tests {
             &uri,
             &mut headers,
             EMPTY_SHA256,
-            &creds,
-            &SigningKeys::default(),
+            Signer {
+                credentials: &creds,
+                keys: &SigningKeys::default(),
+            },
             &scope,
             SystemTime::now(),
         )
@@ -847,8 +858,10 @@ mod tests {
                 &uri,
                 &mut ours,
                 payload,
-                &cached.credentials,
-                &cached.signing_keys,
+                Signer {
+                    credentials: &cached.credentials,
+                    keys: &cached.signing_keys,
+                },
                 &scope,
                 time,
             )

@@ -12,8 +12,6 @@ use serde_json::json;
 use crate::app::App;
 use crate::error::Error;
 
-/// How long a looked-up caller identity is reused (the dashboard polls it).
-
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> warp::reply::Response {
     let mut response =
         warp::reply::Response::new(serde_json::to_vec(value).unwrap_or_default().into());

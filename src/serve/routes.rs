@@ -57,16 +57,18 @@ fn inbound_parts() -> impl Filter<
         .and(client_addr())
 }
 
-/// All routes, each answering with a response (errors included).
+/// Shared state for a route.
+type WithApp = warp::filters::BoxedFilter<(Arc<App>,)>;
+
+/// A route's answer.
+type Route = warp::filters::BoxedFilter<(warp::reply::Response,)>;
+
+/// All routes, each answering with a response (errors included). Each route is boxed: it keeps the
+/// composed filter type (and compile times) small.
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
-    let with_app = {
-        let app = app.clone();
-        warp::any().map(move || app.clone())
-    };
-
-    // Each route is boxed: it keeps the composed filter type (and compile times) small.
+    let with_app: WithApp = warp::any().map(move || app.clone()).boxed();
     let healthz = warp::path!("healthz").map(ops::healthz).boxed();
     // With --admin-listen, metrics are served there only (the main port may face the internet).
     let metrics = warp::path!("metrics")
@@ -83,13 +85,34 @@ pub fn routes(
         .and(with_app.clone())
         .map(|app: Arc<App>| ops::readyz(&app))
         .boxed();
-    let proxy_api = warp::path("api")
+    healthz
+        .or(readyz)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(proxy_api_route(with_app.clone()))
+        .unify()
+        .or(mlflow_ui_redirect())
+        .unify()
+        .or(mlflow_ui_route(with_app.clone()))
+        .unify()
+        .or(dashboard_route(with_app))
+        .unify()
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, Infallible>(rejection_response(rejection))
+        })
+        .unify()
+}
+
+/// `/api/proxy/{status,stats,identity}`: the proxy's own JSON, behind authentication.
+fn proxy_api_route(with_app: WithApp) -> Route {
+    warp::path("api")
         .and(warp::path("proxy"))
         .and(warp::get())
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(client_addr())
-        .and(with_app.clone())
+        .and(with_app)
         .then(|path: FullPath, headers: HeaderMap, remote: Option<SocketAddr>, app: Arc<App>| async move {
             if let Err(refusal) = authenticate(&app, &headers, remote).await {
                 return refusal.into_response();
@@ -101,10 +124,13 @@ pub fn routes(
                 other => ops::unknown_proxy_api(other),
             }
         })
-        .boxed();
+        .boxed()
+}
 
+/// `/mlflow` without its slash: redirected to `/mlflow/`, where the UI's relative URLs work.
+fn mlflow_ui_redirect() -> Route {
     // `warp::path!` would also match "/mlflow/", so compare the full path.
-    let mlflow_ui_redirect = warp::get()
+    warp::get()
         .or(warp::head())
         .unify()
         .and(warp::path::full())
@@ -115,11 +141,15 @@ pub fn routes(
                 Err(warp::reject::not_found())
             }
         })
-        .boxed();
-    let mlflow_ui = warp::path("mlflow")
+        .boxed()
+}
+
+/// `/mlflow/…`: the MLflow UI, through the same pipeline as the API with the prefix stripped.
+fn mlflow_ui_route(with_app: WithApp) -> Route {
+    warp::path("mlflow")
         .and(inbound_parts())
         .and(warp::body::stream())
-        .and(with_app.clone())
+        .and(with_app)
         .then(
             |method, path: FullPath, query, headers, remote, body, app: Arc<App>| async move {
                 let full = path.as_str().to_string();
@@ -137,9 +167,12 @@ pub fn routes(
                 handle_mlflow(&app, inbound, &upstream_path, true).await
             },
         )
-        .boxed();
+        .boxed()
+}
 
-    let dashboard = warp::get()
+/// Every other GET: the embedded dashboard, behind authentication.
+fn dashboard_route(with_app: WithApp) -> Route {
+    warp::get()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(client_addr())
@@ -154,27 +187,10 @@ pub fn routes(
             }
             crate::serve::dashboard::serve(path, &app.frame_policy)
         })
-        .boxed();
-
-    healthz
-        .or(readyz)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(proxy_api)
-        .unify()
-        .or(mlflow_ui_redirect)
-        .unify()
-        .or(mlflow_ui)
-        .unify()
-        .or(dashboard)
-        .unify()
-        .recover(|rejection: Rejection| async move {
-            Ok::<_, Infallible>(rejection_response(rejection))
-        })
-        .unify()
+        .boxed()
 }
 
+/// A permanent redirect to `location`.
 fn redirect(location: &'static str) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(Default::default());
     *response.status_mut() = StatusCode::MOVED_PERMANENTLY;

@@ -64,8 +64,6 @@ async fn serve_filter<F>(
         + Sync
         + 'static,
 {
-    let drain_timeout = app.settings.drain_timeout;
-    let service = warp::service(filter);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch());
@@ -85,55 +83,19 @@ async fn serve_filter<F>(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        let app = app.clone();
         // The socket is registered with this thread's runtime; the worker registers it with its own.
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        let connection = async move {
-            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                return;
-            };
-            let request_service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ClientAddr(remote));
-                    // Clone only what this request uses: the route table is several shared filters.
-                    if serve_api && is_mlflow_api_path(request.uri().path()) {
-                        let answer = handle_api_request(app.clone(), request);
-                        Either::Left(async move { Ok(answer.await) })
-                    } else {
-                        Either::Right(service.clone().call(request))
-                    }
-                },
-            );
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            match tls {
-                None => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), request_service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                }
-                Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout(HEADER_READ_TIMEOUT, tls.acceptor().accept(stream))
-                            .await;
-                    let Ok(Ok(stream)) = handshake else {
-                        tracing::debug!(%remote, "TLS handshake failed or timed out");
-                        return;
-                    };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), request_service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                }
-            }
-        };
+        let connection = serve_connection(
+            stream,
+            remote,
+            tls.clone(),
+            filter.clone(),
+            app.clone(),
+            serve_api,
+            graceful.watcher(),
+        );
         match &workers {
             Some(workers) => drop(workers.next().spawn(connection)),
             None => drop(tokio::spawn(connection)),
@@ -141,6 +103,13 @@ async fn serve_filter<F>(
     }
 
     drop(listener);
+    drain(&app, graceful).await;
+}
+
+/// Stops taking new work (`/readyz` answers 503) and waits for open connections to finish, at most
+/// `--drain-timeout`.
+async fn drain(app: &App, graceful: hyper_util::server::graceful::GracefulShutdown) {
+    let drain_timeout = app.settings.drain_timeout;
     app.draining.store(true, Ordering::Relaxed);
     tracing::info!(
         drain_timeout_secs = drain_timeout.as_secs_f64(),
@@ -149,5 +118,62 @@ async fn serve_filter<F>(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(drain_timeout) => tracing::warn!("drain deadline reached; closing remaining connections"),
+    }
+}
+
+/// Serves one connection to its end: TLS first when configured, then HTTP/1.1 or HTTP/2, with MLflow
+/// API calls going straight to the pipeline and everything else to the route table.
+async fn serve_connection<F>(
+    stream: std::net::TcpStream,
+    remote: std::net::SocketAddr,
+    tls: Option<Arc<TlsReloader>>,
+    filter: F,
+    app: Arc<App>,
+    serve_api: bool,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+        return;
+    };
+    let service = warp::service(filter);
+    let request_service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientAddr(remote));
+            // Clone only what this request uses: the route table is several shared filters.
+            if serve_api && is_mlflow_api_path(request.uri().path()) {
+                let answer = handle_api_request(app.clone(), request);
+                Either::Left(async move { Ok(answer.await) })
+            } else {
+                Either::Right(service.clone().call(request))
+            }
+        });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    match tls {
+        None => {
+            let connection =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), request_service);
+            let _ = watcher.watch(connection.into_owned()).await;
+        }
+        Some(tls) => {
+            let handshake =
+                tokio::time::timeout(HEADER_READ_TIMEOUT, tls.acceptor().accept(stream)).await;
+            let Ok(Ok(stream)) = handshake else {
+                tracing::debug!(%remote, "TLS handshake failed or timed out");
+                return;
+            };
+            let connection =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), request_service);
+            let _ = watcher.watch(connection.into_owned()).await;
+        }
     }
 }

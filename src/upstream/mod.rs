@@ -541,8 +541,10 @@ impl Forwarder {
             uri,
             headers,
             out.body.sha256_hex(),
-            &cached.credentials,
-            &cached.signing_keys,
+            sigv4::Signer {
+                credentials: &cached.credentials,
+                keys: &cached.signing_keys,
+            },
             &scope,
             SystemTime::now(),
         )?;

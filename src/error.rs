@@ -1,10 +1,12 @@
-//! The proxy's one error type and its single mapping to HTTP responses.
+//! The proxy's one error type and its single mapping to HTTP responses: every refusal of the gate
+//! (401, 403, 405, 429, 431) and every failure of forwarding becomes a response here and nowhere else.
 //!
 //! Every variant maps to exactly one status code and one MLflow `error_code` (a name from MLflow's own
 //! `ErrorCode` enum, so the stock client parses it). On MLflow paths the body is MLflow's JSON error shape
-//! `{"error_code": "...", "message": "..."}`; the proxy's own endpoints use the same shape.
+//! `{"error_code": "...", "message": "..."}`; the proxy's own endpoints use the same shape. The variants
+//! that tell a client when or how to come back carry that too (`WWW-Authenticate`, `Retry-After`).
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,28 @@ pub enum Error {
     /// No route on this proxy serves the path.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not for this method.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// Request headers over the count or size limit.
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    /// No valid credential was presented. `bearer_challenge`: answer with
+    /// `WWW-Authenticate: Bearer realm="mlflow"` (when bearer tokens are accepted).
+    #[error("{message}")]
+    Unauthenticated {
+        message: String,
+        bearer_challenge: bool,
+    },
+    /// The caller is known but may not do this (policy, cross-origin write, CORS preflight).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Too many requests from this caller (`--rate-limit`).
+    #[error("rate limit exceeded (--rate-limit); retry in {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Too many requests in flight overall (`--max-concurrent-requests`).
+    #[error("too many requests in flight (--max-concurrent-requests); retry shortly")]
+    Busy,
     /// The request body exceeds `--max-body-size`.
     #[error("request body exceeds the proxy's limit of {limit} bytes (--max-body-size)")]
     PayloadTooLarge { limit: u64 },
@@ -27,9 +51,6 @@ pub enum Error {
     /// AWS credentials could not be resolved, so nothing can be signed.
     #[error("no AWS credentials available: {0}")]
     NoCredentials(String),
-    /// The proxy is shutting down or otherwise not able to serve.
-    #[error("{0}")]
-    Unavailable(String),
     /// A bug or an unexpected local failure (spool file I/O, signing).
     #[error("internal proxy error: {0}")]
     Internal(String),
@@ -40,10 +61,15 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            Error::RateLimited { .. } | Error::Busy => StatusCode::TOO_MANY_REQUESTS,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::NoCredentials(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NoCredentials(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,17 +79,45 @@ impl Error {
         match self {
             Error::BadRequest(_) => "BAD_REQUEST",
             Error::NotFound(_) => "ENDPOINT_NOT_FOUND",
+            Error::MethodNotAllowed | Error::HeadersTooLarge(_) => "BAD_REQUEST",
+            Error::Unauthenticated { .. } => "UNAUTHENTICATED",
+            Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::RateLimited { .. } | Error::Busy => "REQUEST_LIMIT_EXCEEDED",
             Error::PayloadTooLarge { .. } => "REQUEST_LIMIT_EXCEEDED",
             Error::UpstreamUnreachable(_) => "TEMPORARILY_UNAVAILABLE",
             Error::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
-            Error::NoCredentials(_) | Error::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
+            Error::NoCredentials(_) => "TEMPORARILY_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
 
-    /// The error as an HTTP response in MLflow's JSON error shape.
+    /// The error as an HTTP response in MLflow's JSON error shape, with the headers that tell the
+    /// client how to come back.
     pub fn into_response(self) -> warp::reply::Response {
-        json_error(self.status(), self.mlflow_code(), &self.to_string())
+        let mut response = json_error(self.status(), self.mlflow_code(), &self.to_string());
+        let headers = response.headers_mut();
+        match self {
+            Error::Unauthenticated {
+                bearer_challenge: true,
+                ..
+            } => {
+                headers.insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mlflow\""),
+                );
+            }
+            Error::RateLimited { retry_after_secs } => {
+                headers.insert(
+                    http::header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs),
+                );
+            }
+            Error::Busy => {
+                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(1u32));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -74,7 +128,7 @@ struct MlflowErrorBody<'a> {
 }
 
 /// A response in MLflow's JSON error shape with the given status.
-pub fn json_error(status: StatusCode, error_code: &str, message: &str) -> warp::reply::Response {
+fn json_error(status: StatusCode, error_code: &str, message: &str) -> warp::reply::Response {
     let body = serde_json::to_vec(&MlflowErrorBody {
         error_code,
         message,
@@ -125,6 +179,29 @@ mod tests {
                 "TEMPORARILY_UNAVAILABLE",
             ),
             (Error::Internal("x".into()), 500, "INTERNAL_ERROR"),
+            (Error::MethodNotAllowed, 405, "BAD_REQUEST"),
+            (Error::HeadersTooLarge("big".into()), 431, "BAD_REQUEST"),
+            (
+                Error::Unauthenticated {
+                    message: "who".into(),
+                    bearer_challenge: false,
+                },
+                401,
+                "UNAUTHENTICATED",
+            ),
+            (
+                Error::PermissionDenied("no".into()),
+                403,
+                "PERMISSION_DENIED",
+            ),
+            (
+                Error::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+            ),
+            (Error::Busy, 429, "REQUEST_LIMIT_EXCEEDED"),
         ];
         for (error, status, code) in cases {
             let message = error.to_string();
@@ -138,6 +215,34 @@ mod tests {
             assert_eq!(json["error_code"], code);
             assert_eq!(json["message"], message);
         }
+    }
+
+    #[test]
+    fn refusals_say_how_to_come_back() {
+        let challenged = Error::Unauthenticated {
+            message: "authentication required".into(),
+            bearer_challenge: true,
+        }
+        .into_response();
+        assert_eq!(
+            challenged.headers()[http::header::WWW_AUTHENTICATE],
+            "Bearer realm=\"mlflow\""
+        );
+        let plain = Error::Unauthenticated {
+            message: "authentication required".into(),
+            bearer_challenge: false,
+        }
+        .into_response();
+        assert!(!plain.headers().contains_key(http::header::WWW_AUTHENTICATE));
+        let limited = Error::RateLimited {
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(limited.headers()[http::header::RETRY_AFTER], "7");
+        assert_eq!(
+            Error::Busy.into_response().headers()[http::header::RETRY_AFTER],
+            "1"
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use sagemaker_mlflow_proxy::workers::{self, WorkerHandles, Workers};
-use sagemaker_mlflow_proxy::{app, config, healthcheck, server, telemetry};
+use sagemaker_mlflow_proxy::observe::telemetry;
+use sagemaker_mlflow_proxy::serve::workers::{self, WorkerHandles, Workers};
+use sagemaker_mlflow_proxy::serve::{healthcheck, server};
+use sagemaker_mlflow_proxy::{app, settings as config};
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
@@ -102,16 +104,7 @@ async fn serve(
         workers = workers.count(),
         "sagemaker-mlflow-proxy listening"
     );
-    let tls = match &app.settings.tls {
-        Some((cert, key)) => match server::TlsReloader::load(cert.clone(), key.clone()) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load the TLS certificate (--tls-cert, --tls-key)");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
+    let tls = app.settings.tls.clone();
     // One signal stops both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

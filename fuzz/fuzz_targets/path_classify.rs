@@ -3,21 +3,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sagemaker_mlflow_proxy::policy::classify;
-use sagemaker_mlflow_proxy::proxy::{path, query};
+use sagemaker_mlflow_proxy::mlflow::routes::{classify, is_mlflow_api_path};
+use sagemaker_mlflow_proxy::net::form::percent_decode_strict;
+use sagemaker_mlflow_proxy::upstream::{path, query};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (path_part, query_part) = text.split_once('?').unwrap_or((text, ""));
     if path::validate_path(path_part).is_ok() {
         for segment in path_part.split('/') {
-            let decoded = path::percent_decode_strict(segment).expect("validated");
+            let decoded = percent_decode_strict(segment).expect("validated");
             assert!(*decoded != *b"." && *decoded != *b"..");
         }
         for method in [http::Method::GET, http::Method::POST, http::Method::DELETE, http::Method::PUT] {
             let _ = classify(&method, path_part, Some(query_part.as_bytes()));
         }
-        let _ = path::is_mlflow_api_path(path_part);
+        let _ = is_mlflow_api_path(path_part);
     }
     if let Ok(canonical) = query::canonicalize_query(query_part) {
         assert_eq!(query::canonicalize_query(&canonical).ok().as_deref(), Some(canonical.as_str()));

@@ -15,8 +15,8 @@ use aws_credential_types::Credentials;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::aws::sigv4::SigningKeys;
-use crate::config::AssumeRoleSettings;
 use crate::error::Error;
+use crate::settings::AssumeRoleSettings;
 
 /// Credentials closer than this to expiry are not used to sign (a request may take a while to arrive).
 const EXPIRY_LEEWAY: Duration = Duration::from_secs(15);

@@ -5,13 +5,14 @@ pub mod sagemaker;
 pub mod sigv4;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde::Serialize;
 
-use crate::config::Settings;
 use crate::error::Error;
+use crate::settings::Settings;
 use credentials::{CacheAsProvider, CredentialCache, CredentialSource};
 
 /// The AWS side of the proxy: the credential cache and an STS client for identity look-ups.
@@ -21,14 +22,19 @@ pub struct Aws {
     /// With `--per-user-sessions`: a credential cache per caller.
     pub per_user: Option<Arc<PerUserCredentials>>,
     sdk_config: aws_config::SdkConfig,
+    /// The last GetCallerIdentity answer, with the access key it was asked with and when.
+    identity_cache: Arc<std::sync::Mutex<Option<(String, Instant, CallerIdentity)>>>,
 }
+
+/// How long a GetCallerIdentity answer is reused for the same credentials.
+const IDENTITY_TTL: Duration = Duration::from_secs(60);
 
 /// Credential caches per caller, each assuming the role with the caller's name (bounded: the least
 /// recently created entries go first).
 #[derive(Debug)]
 pub struct PerUserCredentials {
     sts: aws_sdk_sts::Client,
-    role: crate::config::AssumeRoleSettings,
+    role: crate::settings::AssumeRoleSettings,
     caches: std::sync::Mutex<std::collections::HashMap<String, (u64, Arc<CredentialCache>)>>,
     created: std::sync::atomic::AtomicU64,
 }
@@ -37,7 +43,7 @@ pub struct PerUserCredentials {
 const MAX_PER_USER: usize = 1000;
 
 impl PerUserCredentials {
-    fn new(sts: aws_sdk_sts::Client, role: crate::config::AssumeRoleSettings) -> Arc<Self> {
+    fn new(sts: aws_sdk_sts::Client, role: crate::settings::AssumeRoleSettings) -> Arc<Self> {
         Arc::new(PerUserCredentials {
             sts,
             role,
@@ -123,7 +129,31 @@ impl Aws {
             credentials: CredentialCache::new(source),
             per_user,
             sdk_config,
+            identity_cache: Default::default(),
         })
+    }
+
+    /// The caller identity, asked of STS at most once a minute for the same credentials.
+    pub async fn caller_identity_cached(&self) -> Result<CallerIdentity, Error> {
+        let key = self
+            .credentials
+            .get()
+            .await?
+            .credentials
+            .access_key_id()
+            .to_string();
+        if let Ok(guard) = self.identity_cache.lock() {
+            if let Some((cached_key, at, identity)) = guard.as_ref() {
+                if *cached_key == key && at.elapsed() < IDENTITY_TTL {
+                    return Ok(identity.clone());
+                }
+            }
+        }
+        let identity = self.caller_identity().await?;
+        if let Ok(mut guard) = self.identity_cache.lock() {
+            *guard = Some((key, Instant::now(), identity.clone()));
+        }
+        Ok(identity)
     }
 
     /// STS GetCallerIdentity with exactly the credentials the proxy signs with.

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::aws::credentials::CredentialCache;
 use crate::aws::sigv4::{self, Scope};
 use crate::error::Error;
-use crate::proxy::client::UpstreamClient;
-use crate::target::{ArnKind, MlflowArn};
+use crate::net::http_client::UpstreamClient;
+use crate::settings::target::{ArnKind, MlflowArn};
 
 /// Largest control-plane answer read (they are a few hundred bytes).
 const MAX_RESPONSE: usize = 1 << 20;
@@ -119,7 +119,10 @@ impl ControlPlane {
             &self.endpoint,
             &mut headers,
             &hex::encode(Sha256::digest(&payload)),
-            &cached,
+            sigv4::Signer {
+                credentials: &cached.credentials,
+                keys: &cached.signing_keys,
+            },
             &Scope {
                 service: "sagemaker",
                 region: &self.region,

@@ -18,13 +18,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-#[cfg(test)]
 use aws_credential_types::Credentials;
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
-use crate::aws::credentials::CachedCredentials;
 use crate::error::Error;
 
 /// SHA-256 of the empty string, the payload hash of bodyless requests.
@@ -108,6 +106,13 @@ impl SigningKeys {
     }
 }
 
+/// Who signs: the credentials and the signing keys derived from them.
+#[derive(Clone, Copy)]
+pub struct Signer<'a> {
+    pub credentials: &'a Credentials,
+    pub keys: &'a SigningKeys,
+}
+
 /// Signs a request in place: adds `authorization`, `x-amz-date`, `x-amz-content-sha256` and, for
 /// temporary credentials, `x-amz-security-token` to `headers`.
 ///
@@ -117,11 +122,11 @@ pub fn sign_request(
     uri: &http::Uri,
     headers: &mut HeaderMap,
     payload_sha256: &str,
-    credentials: &CachedCredentials,
+    signer: Signer<'_>,
     scope: &Scope<'_>,
     time: SystemTime,
 ) -> Result<(), Error> {
-    let (keys, credentials) = (&credentials.signing_keys, &credentials.credentials);
+    let Signer { credentials, keys } = signer;
     let amz_date = AmzDate::of(time);
     let date_time = amz_date.as_str();
 
@@ -446,6 +451,7 @@ fn push_trimmed(value: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::credentials::CachedCredentials;
     use std::time::Duration;
 
     fn signed_headers_of(headers: &HeaderMap) -> String {
@@ -498,7 +504,10 @@ mod tests {
             &uri,
             &mut headers,
             hash,
-            &CachedCredentials::new(creds, SystemTime::now()),
+            Signer {
+                credentials: &creds,
+                keys: &SigningKeys::default(),
+            },
             &scope,
             UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         )
@@ -541,7 +550,10 @@ mod tests {
             &uri,
             &mut headers,
             EMPTY_SHA256,
-            &CachedCredentials::new(creds, SystemTime::now()),
+            Signer {
+                credentials: &creds,
+                keys: &SigningKeys::default(),
+            },
             &scope,
             SystemTime::now(),
         )
@@ -841,7 +853,19 @@ mod tests {
             let expected =
                 reference_sign(&method, &uri, &headers, payload, credentials, &scope, time);
             let mut ours = headers.clone();
-            sign_request(&method, &uri, &mut ours, payload, cached, &scope, time).unwrap();
+            sign_request(
+                &method,
+                &uri,
+                &mut ours,
+                payload,
+                Signer {
+                    credentials: &cached.credentials,
+                    keys: &cached.signing_keys,
+                },
+                &scope,
+                time,
+            )
+            .unwrap();
             for name in [
                 "authorization",
                 "x-amz-date",

@@ -1,0 +1,382 @@
+//! The MLflow request pipeline: every MLflow call, from the API or the UI, passes the gate's checks in
+//! order, is forwarded upstream, and is audited.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use futures_util::future::Either;
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, Method};
+
+use crate::app::App;
+use crate::error::Error;
+use crate::gate::audit;
+use crate::gate::auth::Identity;
+use crate::gate::browser;
+use crate::gate::policy;
+use crate::mlflow::routes::RouteClass;
+use crate::net::client_addr::ClientAddr;
+use crate::net::form::{decode_form_value, query_pairs};
+use crate::upstream::ui;
+use crate::upstream::{Inbound, UpstreamAuth};
+
+/// An MLflow API call (`mlflow::routes::is_mlflow_api_path`), handed over by the server without going
+/// through warp's filter chain: these calls are nearly all the traffic, and the chain would copy the
+/// header map and box the route's future on each of them.
+pub async fn handle_api_request(
+    app: Arc<App>,
+    request: http::Request<hyper::body::Incoming>,
+) -> warp::reply::Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let inbound = Inbound {
+        method: parts.method,
+        path: path.clone(),
+        query: Some(parts.uri.query().unwrap_or_default().to_string()),
+        headers: parts.headers,
+        remote: parts.extensions.get::<ClientAddr>().map(|a| a.0),
+        body: http_body_util::BodyDataStream::new(body),
+    };
+    handle_mlflow(&app, inbound, &path, false).await
+}
+
+/// Largest body read ahead of forwarding for classification (GraphQL) and audit details.
+const MAX_INSPECTED_BODY: u64 = 1 << 20;
+
+/// Every MLflow request passes these phases in order; each returns a typed refusal that
+/// `Error::into_response` turns into the answer:
+///
+/// 1. `request_filter`: header limits, ambiguous paths (cheap refusals first);
+/// 2. `browser_filter`: CORS preflight answered here, cross-origin writes refused;
+/// 3. `authenticate`: who (401);
+/// 4. `admit`: how much (rate and concurrency limits, 429);
+/// 5. `inspect`: the body read ahead where GraphQL, the audit line or a policy needs it, and the
+///    route class decided once;
+/// 6. `authorize`: what (the policy, 403);
+/// 7. forwarding, with the caller's own AWS session when per-user sessions are on;
+/// 8. `audit` and `response_filter` (CORS and UI headers) on the answer.
+pub(crate) async fn handle_mlflow<S, B, E>(
+    app: &App,
+    inbound: Inbound<S>,
+    upstream_path: &str,
+    is_ui: bool,
+) -> warp::reply::Response
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    match run_phases(app, inbound, upstream_path, is_ui).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn run_phases<S, B, E>(
+    app: &App,
+    inbound: Inbound<S>,
+    upstream_path: &str,
+    is_ui: bool,
+) -> Result<warp::reply::Response, Error>
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    request_filter(app, &inbound, upstream_path)?;
+    let cors_origin = match browser_filter(app, &inbound)? {
+        BrowserVerdict::Answered(preflight) => return Ok(preflight),
+        BrowserVerdict::Proceed { cors_origin } => cors_origin,
+    };
+    let identity = authenticate(app, &inbound.headers, inbound.remote).await?;
+    app.limits.check_rate(&identity.name)?;
+    let _permit = app.limits.admit()?;
+    let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
+    authorize(app, &identity, &inbound, &inspected)?;
+    let audit = AuditRecord::begin(&identity, &inbound, &inspected);
+    let upstream_auth = upstream_auth(app, &identity, is_ui);
+    // Boxed: forwarding is the largest future here, and without the box every layer that holds this
+    // future (the server's dispatch, warp's filters for the UI route) would copy its full size on
+    // each move.
+    let forward = app
+        .forwarder
+        .forward(inbound, upstream_path, upstream_auth, inspected.route);
+    let mut response = Box::pin(forward).await;
+    if let Some(audit) = audit {
+        audit.finish(&response);
+    }
+    response_filter(app, &mut response, cors_origin, is_ui);
+    Ok(response)
+}
+
+/// Phase 1: refusals that need nothing but the request line and headers.
+fn request_filter<S>(app: &App, inbound: &Inbound<S>, upstream_path: &str) -> Result<(), Error> {
+    app.limits.check_headers(&inbound.headers)?;
+    // Ambiguous paths are refused before anything (classification included) looks at them.
+    crate::upstream::path::validate_path(upstream_path)
+}
+
+enum BrowserVerdict {
+    /// A CORS preflight, answered by the proxy.
+    Answered(warp::reply::Response),
+    /// Go on; `cors_origin` is the allowed cross origin to name in the response, if any.
+    Proceed { cors_origin: Option<HeaderValue> },
+}
+
+/// Phase 2: what browsers may do from other origins.
+fn browser_filter<S>(app: &App, inbound: &Inbound<S>) -> Result<BrowserVerdict, Error> {
+    let origin = browser::classify_origin(&inbound.headers, &app.settings.cors_allowed_origins);
+    if let Some(answer) = browser::preflight(&inbound.method, &inbound.headers, &origin) {
+        return answer.map(BrowserVerdict::Answered);
+    }
+    browser::refuse_cross_origin(&inbound.method, &origin)?;
+    let cors_origin = match origin {
+        browser::Origin::Allowed(value) => Some(value.clone()),
+        _ => None,
+    };
+    Ok(BrowserVerdict::Proceed { cors_origin })
+}
+
+/// What phase 5 learnt about a request.
+struct Inspected {
+    /// The operation class for the policy (`None`: not in the route table).
+    class: Option<policy::Class>,
+    /// The class for metrics and logs.
+    route: RouteClass,
+    /// The raw query string.
+    query: String,
+    /// The body, when it was read ahead.
+    body: Option<Bytes>,
+}
+
+/// Phase 5: reads the body ahead where it is needed, and decides the route class once. GraphQL (to
+/// tell queries from mutations) and small bodies of mutating calls (for the audit line and a
+/// policy's experiment rules) are read; everything else streams straight into the forwarder.
+async fn inspect<S, B, E>(
+    app: &App,
+    inbound: Inbound<S>,
+    upstream_path: &str,
+    is_ui: bool,
+) -> Result<(Inbound<InspectedBody<S, B, E>>, Inspected), Error>
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    let is_graphql = upstream_path.trim_end_matches('/') == "/graphql";
+    let query = inbound.query.clone().unwrap_or_default();
+    let provisional = policy::classify(&inbound.method, upstream_path, Some(query.as_bytes()));
+    let declared_len = inbound
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Audit lines go to the log at info level, so a stricter log filter drops them; then only a
+    // policy would use the body.
+    let read_ahead = (is_graphql && inbound.method == Method::POST)
+        || ((audit::enabled() || app.policy.is_enforced())
+            && audit::is_audited(provisional)
+            && declared_len.is_some_and(|l| l > 0 && l <= MAX_INSPECTED_BODY));
+    let (inbound, body) = if read_ahead {
+        read_small_body(inbound).await?
+    } else {
+        let to_bytes: ChunkToBytes<B, E> = chunk_to_bytes::<B, E>;
+        (
+            inbound.map_body(|body| Either::Left(body.map(to_bytes))),
+            None,
+        )
+    };
+    let class = if is_graphql {
+        let text = body.clone().unwrap_or_else(|| {
+            decode_form_value(&query)
+                .map(Bytes::from)
+                .unwrap_or_default()
+        });
+        policy::classify(&inbound.method, upstream_path, Some(&text))
+    } else {
+        provisional
+    };
+    let inspected = Inspected {
+        class,
+        route: RouteClass::of(class, is_ui),
+        query,
+        body,
+    };
+    Ok((inbound, inspected))
+}
+
+/// Phase 6: the policy's decision on this identity and operation.
+fn authorize<S>(
+    app: &App,
+    identity: &Identity,
+    inbound: &Inbound<S>,
+    inspected: &Inspected,
+) -> Result<(), Error> {
+    // Only a policy uses the experiment name (prefix rules); skip the body parse otherwise.
+    let experiment = app
+        .policy
+        .is_enforced()
+        .then(|| named_experiment(&inspected.query, inspected.body.as_deref()))
+        .flatten();
+    app.policy
+        .check(identity, inspected.class, experiment.as_deref())
+        .map_err(|denial| {
+            tracing::info!(target: "audit", who = %identity.name, path = %inbound.path, method = %inbound.method, reason = %denial, "denied");
+            Error::PermissionDenied(format!("{denial} (identity {:?})", identity.name))
+        })
+}
+
+/// How this request authenticates upstream: the UI session for UI pages in presigned-session mode,
+/// else SigV4 with the caller's own credentials (per-user sessions) or the proxy's.
+fn upstream_auth<'a>(app: &'a App, identity: &Identity, is_ui: bool) -> UpstreamAuth<'a> {
+    let Some(aws) = &app.aws else {
+        return UpstreamAuth::Unsigned;
+    };
+    if let (true, Some(session)) = (is_ui, &app.ui_session) {
+        return UpstreamAuth::Session(session);
+    }
+    match &aws.per_user {
+        Some(per_user) => UpstreamAuth::Sign(per_user.for_caller(&identity.name)),
+        None => UpstreamAuth::Sign(aws.credentials.clone()),
+    }
+}
+
+/// The audit line of a mutating call, begun before forwarding (the request moves into the
+/// forwarder) and finished with the status.
+struct AuditRecord<'a> {
+    identity: &'a Identity,
+    method: Method,
+    path: String,
+    remote: Option<SocketAddr>,
+    class: Option<policy::Class>,
+    subjects: String,
+}
+
+impl<'a> AuditRecord<'a> {
+    /// `None` when the call is not audited or audit lines are not written.
+    fn begin<S>(
+        identity: &'a Identity,
+        inbound: &Inbound<S>,
+        inspected: &Inspected,
+    ) -> Option<Self> {
+        (audit::enabled() && audit::is_audited(inspected.class)).then(|| AuditRecord {
+            identity,
+            method: inbound.method.clone(),
+            path: inbound.path.clone(),
+            remote: inbound.remote,
+            class: inspected.class,
+            subjects: audit::subjects(&inspected.query, inspected.body.as_deref()),
+        })
+    }
+
+    fn finish(self, response: &warp::reply::Response) {
+        let request_id = response
+            .headers()
+            .get(&crate::upstream::headers::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        audit::emit(&audit::AuditEvent {
+            identity: self.identity,
+            remote: self.remote,
+            method: &self.method,
+            path: &self.path,
+            class: self.class,
+            subjects: &self.subjects,
+            status: response.status().as_u16(),
+            request_id,
+        });
+    }
+}
+
+/// Phase 8: the headers browsers need on the answer.
+fn response_filter(
+    app: &App,
+    response: &mut warp::reply::Response,
+    cors_origin: Option<HeaderValue>,
+    is_ui: bool,
+) {
+    if let Some(value) = cors_origin {
+        browser::add_cors_headers(response, &browser::Origin::Allowed(&value));
+    }
+    if is_ui {
+        ui::rewrite_response_headers(
+            response.headers_mut(),
+            app.settings.upstream.authority.as_str(),
+            &app.frame_policy,
+        );
+    }
+}
+
+/// The experiment name a request names: `experiment_name` in the query (get-by-name) or `name` /
+/// `new_name` in a JSON body (create, update).
+fn named_experiment(query: &str, body: Option<&[u8]>) -> Option<String> {
+    if let Some((_, raw)) = query_pairs(query).find(|(key, _)| *key == "experiment_name") {
+        return decode_form_value(raw);
+    }
+    let json: serde_json::Value = serde_json::from_slice(body?).ok()?;
+    ["new_name", "name"]
+        .iter()
+        .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+}
+
+/// The body stream after phase 5: the client's chunks, or the one chunk read ahead.
+type InspectedBody<S, B, E> =
+    Either<futures_util::stream::Map<S, ChunkToBytes<B, E>>, ReadAheadStream<E>>;
+
+type ReadAheadStream<E> = futures_util::stream::Once<std::future::Ready<Result<Bytes, E>>>;
+
+type ChunkToBytes<B, E> = fn(Result<B, E>) -> Result<Bytes, E>;
+
+/// One body chunk as `Bytes` (the chunks are `Bytes` already, so this does not copy).
+fn chunk_to_bytes<B: Buf, E>(chunk: Result<B, E>) -> Result<Bytes, E> {
+    chunk.map(|mut b| b.copy_to_bytes(b.remaining()))
+}
+
+/// Reads a body of at most [`MAX_INSPECTED_BODY`] bytes and hands it on as a one-chunk stream.
+async fn read_small_body<S, B, E>(
+    inbound: Inbound<S>,
+) -> Result<(Inbound<InspectedBody<S, B, E>>, Option<Bytes>), Error>
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    let (inbound, stream) = inbound.take_body();
+    let mut collected = bytes::BytesMut::new();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk
+            .map_err(|e| Error::BadRequest(format!("reading the request body failed: {e}")))?;
+        if collected.len() as u64 + chunk.remaining() as u64 > MAX_INSPECTED_BODY {
+            return Err(Error::PayloadTooLarge {
+                limit: MAX_INSPECTED_BODY,
+            });
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            collected.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    let bytes = collected.freeze();
+    let replay: ReadAheadStream<E> =
+        futures_util::stream::once(std::future::ready(Ok(bytes.clone())));
+    Ok((inbound.with_body(Either::Right(replay)), Some(bytes)))
+}
+
+/// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401.
+pub(crate) async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    remote: Option<SocketAddr>,
+) -> Result<Identity, Error> {
+    app.authenticator
+        .authenticate(headers, remote)
+        .await
+        .map_err(|e| {
+            tracing::info!(target: "audit", remote = remote.map(|r| r.ip().to_string()), reason = %e, "authentication failed");
+            app.authenticator.refusal(&e)
+        })
+}

@@ -10,6 +10,7 @@ use http::HeaderValue;
 use opentelemetry::metrics::Meter;
 use serde_json::json;
 
+use crate::artifacts::{self, Gateway};
 use crate::aws::sagemaker::{self, ControlPlane};
 use crate::aws::Aws;
 use crate::error::Error;
@@ -40,6 +41,8 @@ pub struct App {
     pub authenticator: Authenticator,
     pub policy: Policy,
     pub limits: Limits,
+    /// Present with the artifact gateway on (ARN targets by default).
+    pub artifacts: Option<Arc<Gateway>>,
 }
 
 impl App {
@@ -87,6 +90,7 @@ impl App {
             }
             _ => None,
         };
+        let artifacts = Self::artifact_gateway(&settings, aws.as_ref(), &forwarder).await?;
         Ok(Arc::new(App {
             settings,
             forwarder,
@@ -100,7 +104,45 @@ impl App {
             authenticator,
             policy,
             limits,
+            artifacts,
         }))
+    }
+
+    /// The artifact gateway, when on: the store found with SageMaker's `Describe…` (retried in the
+    /// background if that fails now) unless `--artifact-store-uri` names it.
+    async fn artifact_gateway(
+        settings: &Settings,
+        aws: Option<&Aws>,
+        forwarder: &Forwarder,
+    ) -> Result<Option<Arc<Gateway>>, Error> {
+        let (Some(aws), Some(signing), true) =
+            (aws, &settings.upstream.signing, settings.artifacts.enabled)
+        else {
+            return Ok(None);
+        };
+        let endpoint = settings
+            .sagemaker_endpoint
+            .clone()
+            .unwrap_or_else(|| sagemaker::default_endpoint(&signing.region));
+        let control = ControlPlane::new(
+            &endpoint,
+            &signing.region,
+            aws.credentials.clone(),
+            forwarder.client(),
+            settings.request_timeout.min(Duration::from_secs(30)),
+        )?;
+        let discovery = artifacts::Discovery {
+            control,
+            arn: signing.arn.clone(),
+        };
+        let gateway =
+            Gateway::from_settings(&settings.artifacts, settings.max_body_size, aws, discovery)
+                .map_err(Error::Internal)?;
+        // Known before the first request when SageMaker answers; retried in the background if not.
+        if let Err(e) = gateway.discover().await {
+            tracing::error!(error = %e, "artifact store not found yet; retrying in the background");
+        }
+        Ok(Some(gateway))
     }
 
     /// Starts background work (credential refresh ahead of expiry).
@@ -113,6 +155,9 @@ impl App {
         }
         if let Some(store) = self.authenticator.token_store() {
             tokio::spawn(reload_tokens_on_sighup(store));
+        }
+        if let Some(gateway) = &self.artifacts {
+            tokio::spawn(gateway.clone().run_checks());
         }
     }
 

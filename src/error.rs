@@ -39,6 +39,27 @@ pub enum Error {
     /// Too many requests in flight overall (`--max-concurrent-requests`).
     #[error("too many requests in flight (--max-concurrent-requests); retry shortly")]
     Busy,
+    /// What the request names does not exist (an artifact).
+    #[error("{0}")]
+    ResourceDoesNotExist(String),
+    /// A parameter's value cannot be used (an artifact location outside the store).
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The requested byte range lies outside the object.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+    /// An operation the proxy declares unavailable, as MLflow's own server does.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// An upload over a limit, with the limit named in the message.
+    #[error("{0}")]
+    BodyTooLarge(String),
+    /// A backend other than MLflow (the artifact store) failed.
+    #[error("{0}")]
+    BadGateway(String),
+    /// Something the proxy needs is not there yet (the artifact store's location).
+    #[error("{0}")]
+    Unavailable(String),
     /// The request body exceeds `--max-body-size`.
     #[error("request body exceeds the proxy's limit of {limit} bytes (--max-body-size)")]
     PayloadTooLarge { limit: u64 },
@@ -66,10 +87,14 @@ impl Error {
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } | Error::Busy => StatusCode::TOO_MANY_REQUESTS,
-            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Error::ResourceDoesNotExist(_) => StatusCode::NOT_FOUND,
+            Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
+            Error::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UpstreamUnreachable(_) | Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::NoCredentials(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NoCredentials(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,10 +108,13 @@ impl Error {
             Error::Unauthenticated { .. } => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::RateLimited { .. } | Error::Busy => "REQUEST_LIMIT_EXCEEDED",
-            Error::PayloadTooLarge { .. } => "REQUEST_LIMIT_EXCEEDED",
-            Error::UpstreamUnreachable(_) => "TEMPORARILY_UNAVAILABLE",
+            Error::ResourceDoesNotExist(_) => "RESOURCE_DOES_NOT_EXIST",
+            Error::InvalidParameter(_) | Error::RangeNotSatisfiable(_) => "INVALID_PARAMETER_VALUE",
+            Error::NotImplemented(_) => "NOT_IMPLEMENTED",
+            Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => "REQUEST_LIMIT_EXCEEDED",
+            Error::UpstreamUnreachable(_) | Error::BadGateway(_) => "TEMPORARILY_UNAVAILABLE",
             Error::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
-            Error::NoCredentials(_) => "TEMPORARILY_UNAVAILABLE",
+            Error::NoCredentials(_) | Error::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -202,6 +230,37 @@ mod tests {
                 "REQUEST_LIMIT_EXCEEDED",
             ),
             (Error::Busy, 429, "REQUEST_LIMIT_EXCEEDED"),
+            (
+                Error::ResourceDoesNotExist("gone".into()),
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+            ),
+            (
+                Error::InvalidParameter("where".into()),
+                400,
+                "INVALID_PARAMETER_VALUE",
+            ),
+            (
+                Error::RangeNotSatisfiable("past the end".into()),
+                416,
+                "INVALID_PARAMETER_VALUE",
+            ),
+            (Error::NotImplemented("mpu".into()), 501, "NOT_IMPLEMENTED"),
+            (
+                Error::BodyTooLarge("big".into()),
+                413,
+                "REQUEST_LIMIT_EXCEEDED",
+            ),
+            (
+                Error::BadGateway("s3".into()),
+                502,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
+            (
+                Error::Unavailable("later".into()),
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
         ];
         for (error, status, code) in cases {
             let message = error.to_string();

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod artifacts;
 pub mod aws;
 pub mod error;
 pub mod gate;

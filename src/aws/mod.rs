@@ -156,6 +156,11 @@ impl Aws {
         Ok(identity)
     }
 
+    /// The loaded SDK configuration (region, endpoints), for other AWS clients of the proxy.
+    pub fn sdk_config(&self) -> &aws_config::SdkConfig {
+        &self.sdk_config
+    }
+
     /// STS GetCallerIdentity with exactly the credentials the proxy signs with.
     pub async fn caller_identity(&self) -> Result<CallerIdentity, Error> {
         let config = aws_sdk_sts::config::Builder::from(&self.sdk_config)

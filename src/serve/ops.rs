@@ -95,6 +95,7 @@ pub fn status(app: &App) -> warp::reply::Response {
         "ready_reason": ready.err(),
         "credentials": credentials,
         "ui_session": app.ui_session_status(),
+        "artifact_store": app.artifacts.as_ref().map(|g| g.status()),
         "frame_ancestors": frame_ancestors,
         "cors_allowed_origins": settings.cors_allowed_origins,
         "started_at": rfc3339(app.started_at),

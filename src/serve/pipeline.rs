@@ -10,6 +10,7 @@ use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::app::App;
+use crate::artifacts::{self, Gateway};
 use crate::error::Error;
 use crate::gate::audit;
 use crate::gate::auth::Identity;
@@ -96,13 +97,36 @@ where
     authorize(app, &identity, &inbound, &inspected)?;
     let audit = AuditRecord::begin(&identity, &inbound, &inspected);
     let upstream_auth = upstream_auth(app, &identity, is_ui);
-    // Boxed: forwarding is the largest future here, and without the box every layer that holds this
-    // future (the server's dispatch, warp's filters for the UI route) would copy its full size on
-    // each move.
-    let forward = app
-        .forwarder
-        .forward(inbound, upstream_path, upstream_auth, inspected.route);
-    let mut response = Box::pin(forward).await;
+    let mut response = match app.artifacts.as_ref().zip(artifacts::route(upstream_path)) {
+        // The artifact API: served against the store with the proxy's credentials.
+        Some((gateway, route)) => {
+            let (inbound, body) = inbound.take_body();
+            let serve = gateway.serve(
+                route,
+                &inbound.method,
+                &inspected.query,
+                &inbound.headers,
+                body,
+                &identity.name,
+            );
+            Box::pin(serve).await
+        }
+        None => {
+            // Boxed: forwarding is the largest future here, and without the box every layer that
+            // holds this future (the server's dispatch, warp's filters for the UI route) would copy
+            // its full size on each move.
+            let forward =
+                app.forwarder
+                    .forward(inbound, upstream_path, upstream_auth, inspected.route);
+            let response = Box::pin(forward).await;
+            match (&app.artifacts, is_ui) {
+                // API clients see `mlflow-artifacts:` locations; the UI reads artifacts through
+                // MLflow's own /get-artifact and keeps MLflow's answers as they are.
+                (Some(gateway), false) => gateway.rewrite_response(upstream_path, response).await,
+                _ => response,
+            }
+        }
+    };
     if let Some(audit) = audit {
         audit.finish(&response);
     }
@@ -174,12 +198,23 @@ where
         .and_then(|v| v.parse::<u64>().ok());
     // Audit lines go to the log at info level, so a stricter log filter drops them; then only a
     // policy would use the body.
+    // Requests that send an artifact location back (register a model version, create an experiment)
+    // are read so that `mlflow-artifacts:` locations can be mapped back into the store.
+    let rewrites_location = app.artifacts.is_some()
+        && artifacts::rewrite::request_applies(&inbound.method, upstream_path);
     let read_ahead = (is_graphql && inbound.method == Method::POST)
+        || (rewrites_location && declared_len.is_some_and(|l| l <= MAX_INSPECTED_BODY))
         || ((audit::enabled() || app.policy.is_enforced())
             && audit::is_audited(provisional)
             && declared_len.is_some_and(|l| l > 0 && l <= MAX_INSPECTED_BODY));
     let (inbound, body) = if read_ahead {
-        read_small_body(inbound).await?
+        let (inbound, body) = read_small_body(inbound).await?;
+        match (&app.artifacts, body) {
+            (Some(gateway), Some(bytes)) if rewrites_location => {
+                rewrite_location(gateway, inbound, upstream_path, bytes)?
+            }
+            (_, body) => (inbound, body),
+        }
     } else {
         let to_bytes: ChunkToBytes<B, E> = chunk_to_bytes::<B, E>;
         (
@@ -204,6 +239,36 @@ where
         body,
     };
     Ok((inbound, inspected))
+}
+
+/// Maps the `mlflow-artifacts:` locations a client sends back (a model version's `source`, an
+/// experiment's `artifact_location`) into the store, so MLflow's records keep `s3://` URIs; a location
+/// outside the store is refused.
+fn rewrite_location<S, B, E>(
+    gateway: &Gateway,
+    inbound: Inbound<InspectedBody<S, B, E>>,
+    upstream_path: &str,
+    bytes: Bytes,
+) -> Result<ReadAhead<S, B, E>, Error>
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    match gateway.rewrite_request(&inbound.method, upstream_path, &bytes) {
+        Ok(Some(rewritten)) => {
+            let (mut inbound, _) = inbound.take_body();
+            inbound.headers.insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(rewritten.len()),
+            );
+            let replay: ReadAheadStream<E> =
+                futures_util::stream::once(std::future::ready(Ok(rewritten.clone())));
+            Ok((inbound.with_body(Either::Right(replay)), Some(rewritten)))
+        }
+        Ok(None) => Ok((inbound, Some(bytes))),
+        Err(reason) => Err(artifacts::refused_location(&reason)),
+    }
 }
 
 /// Phase 6: the policy's decision on this identity and operation.
@@ -320,6 +385,9 @@ fn named_experiment(query: &str, body: Option<&[u8]>) -> Option<String> {
         .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
 }
 
+/// A request after reading ahead, with the bytes read (if they were).
+type ReadAhead<S, B, E> = (Inbound<InspectedBody<S, B, E>>, Option<Bytes>);
+
 /// The body stream after phase 5: the client's chunks, or the one chunk read ahead.
 type InspectedBody<S, B, E> =
     Either<futures_util::stream::Map<S, ChunkToBytes<B, E>>, ReadAheadStream<E>>;
@@ -334,9 +402,7 @@ fn chunk_to_bytes<B: Buf, E>(chunk: Result<B, E>) -> Result<Bytes, E> {
 }
 
 /// Reads a body of at most [`MAX_INSPECTED_BODY`] bytes and hands it on as a one-chunk stream.
-async fn read_small_body<S, B, E>(
-    inbound: Inbound<S>,
-) -> Result<(Inbound<InspectedBody<S, B, E>>, Option<Bytes>), Error>
+async fn read_small_body<S, B, E>(inbound: Inbound<S>) -> Result<ReadAhead<S, B, E>, Error>
 where
     S: Stream<Item = Result<B, E>> + Send,
     E: std::fmt::Display + Send,

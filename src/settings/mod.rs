@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+pub mod artifacts;
 pub mod policy_file;
 pub mod target;
 pub mod text_source;
@@ -207,6 +208,9 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_POLICY_TOML")]
     pub policy_toml: Option<String>,
 
+    #[command(flatten)]
+    pub artifacts: artifacts::ArtifactArgs,
+
     /// Allow only read operations, for everyone (a shortcut for a policy granting `read`).
     #[arg(long, env = "MLFLOW_PROXY_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub read_only: bool,
@@ -317,6 +321,8 @@ pub struct Settings {
     /// The rules of the permissions file (--policy) or of its content (--policy-toml).
     pub policy: Option<PolicyRules>,
     pub read_only: bool,
+    /// The artifact gateway: on by default for ARN targets.
+    pub artifacts: artifacts::GatewaySettings,
     pub per_user_sessions: bool,
     pub limits: LimitSettings,
     /// `None` with --signing none (the UI is forwarded unsigned).
@@ -501,6 +507,10 @@ impl Args {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let tls = self.tls()?;
+        let artifacts = self
+            .artifacts
+            .validate(upstream.signing.is_some())
+            .map_err(|e| invalid("artifact_gateway", e))?;
         Ok(Settings {
             listen: self.listen,
             admin_listen: self.admin_listen,
@@ -510,6 +520,7 @@ impl Args {
             auth,
             policy,
             read_only: self.read_only,
+            artifacts,
             per_user_sessions: self.per_user_sessions,
             limits: LimitSettings {
                 rate_limit: self.rate_limit,

@@ -347,6 +347,9 @@ pub fn start_proxy(args: &[&str], env: &[(&str, &str)]) -> Proxy {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_REGION", "us-west-2")
+        // The fake upstream has no S3 and no control plane: these tests exercise forwarding, artifact
+        // routes included (the gateway has its own tests against the stand-in's S3).
+        .env("MLFLOW_PROXY_ARTIFACT_GATEWAY", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {

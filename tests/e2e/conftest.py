@@ -35,6 +35,10 @@ for _var in list(os.environ):
                                             "SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT"):
         del os.environ[_var]
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Nor a profile: ~/.aws (or a CI runner's) must not hand boto3 credentials behind the tests' back.
+_EMPTY_AWS_FILE = Path(os.environ.get("TMPDIR", "/tmp")) / f"e2e-empty-aws-config-{os.getpid()}"
+_EMPTY_AWS_FILE.write_text("")
+os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(_EMPTY_AWS_FILE)
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")

@@ -97,8 +97,12 @@ def test_expiring_credentials_are_refreshed(emulator, proxy_factory, fresh_emula
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # no client retry may hide a failed call
     i = emulator.info
     session = f"e2e-expiry-{uniq}"
+    # The artifact gateway is off: the PUTs below exercise replaying a forwarded body (held in memory, then one
+    # spooled to disk) after ExpiredToken. MLflow itself does not serve artifacts (SageMaker's topology) and
+    # answers them with its own 503; what counts is that the replay reached it with the same body.
     p = proxy_factory("tracking_server", env={"MLFLOW_PROXY_ASSUME_ROLE_ARN": i["role_arn"],
-                                              "MLFLOW_PROXY_ASSUME_ROLE_SESSION_NAME": session})
+                                              "MLFLOW_PROXY_ASSUME_ROLE_SESSION_NAME": session,
+                                              "MLFLOW_PROXY_ARTIFACT_GATEWAY": "false"})
     emulator.set_config(temp_credentials_ttl=3)
     seq = emulator.last_seq
     c = _client(p)
@@ -117,7 +121,7 @@ def test_expiring_credentials_are_refreshed(emulator, proxy_factory, fresh_emula
     put_seq = emulator.last_seq
     r = requests.put(f"{p.url}/api/2.0/mlflow-artifacts/artifacts/{eid}/{rid}/artifacts/after%20expiry.txt",
                      data=art.read_bytes(), timeout=30)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 503 and "--no-serve-artifacts" in r.text, r.text
     puts = [e for e in emulator.log_since(put_seq) if e["method"] == "PUT"]
     assert [(e["outcome"], e.get("error_type")) for e in puts] == [("refused", "ExpiredTokenException"),
                                                                    ("forwarded", None)], puts
@@ -128,17 +132,12 @@ def test_expiring_credentials_are_refreshed(emulator, proxy_factory, fresh_emula
     put_seq = emulator.last_seq
     r = requests.put(f"{p.url}/api/2.0/mlflow-artifacts/artifacts/{eid}/{rid}/artifacts/big.bin", data=big,
                      timeout=60)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 503 and "--no-serve-artifacts" in r.text, r.text
     puts = [e for e in emulator.log_since(put_seq) if e["method"] == "PUT"]
     assert [(e["outcome"], e.get("error_type")) for e in puts] == [("refused", "ExpiredTokenException"),
                                                                    ("forwarded", None)], puts
     assert puts[1]["body_bytes"] == len(big)
-    assert requests.get(f"{p.url}/api/2.0/mlflow-artifacts/artifacts/{eid}/{rid}/artifacts/big.bin",
-                        timeout=60).content == big
     assert [m.value for m in c.get_metric_history(rid, "tick")] == [float(s) for s in range(step)]
-    (tmp_path / "dl").mkdir()
-    assert open(c.download_artifacts(rid, "after expiry.txt", str(tmp_path / "dl"))).read() == \
-        "uploaded with refreshed credentials"
 
     entries = [e for e in emulator.log_since(seq) if e["listener"] == "data"]
     keys = {e["access_key_id"] for e in entries if e["outcome"] == "forwarded"}
@@ -155,7 +154,8 @@ def test_wrong_credentials_give_clear_error(emulator, proxy_factory, what):
     i = emulator.info
     env = {"AWS_SECRET_ACCESS_KEY": "definitely-not-the-secret"} if what == "wrong secret" else \
         {"AWS_ACCESS_KEY_ID": "AKIAUNKNOWN000000000"}
-    p = proxy_factory("tracking_server", env=env, wait="healthz")
+    # The gateway off: its background look-up of the store would keep knocking with the bad key.
+    p = proxy_factory("tracking_server", env={**env, "MLFLOW_PROXY_ARTIFACT_GATEWAY": "false"}, wait="healthz")
     seq = emulator.last_seq
     t0 = time.monotonic()
     r = requests.get(f"{p.url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=60)

@@ -62,6 +62,7 @@ class RunningEmulator:
             "AWS_REGION": e.region,
             "AWS_DEFAULT_REGION": e.region,
             "AWS_ENDPOINT_URL_STS": s.url,
+            "AWS_ENDPOINT_URL_S3": s.url,
             "AWS_ENDPOINT_URL_SAGEMAKER": e.control_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": str(config_file),
@@ -75,6 +76,13 @@ class RunningEmulator:
             "data_plane_url": e.data_url,
             "control_plane_url": e.control_url,
             "sts_url": s.url,
+            "s3_url": s.url,
+            "artifact_bucket": s.bucket,
+            "artifact_root": s.artifact_root,
+            "other_bucket": s.other_bucket,
+            "admin_access_key_id": s.admin_access_key_id,
+            "admin_secret_access_key": s.admin_secret_access_key,
+            "mlflow_access_key_id": s.mlflow_access_key_id,
             "mlflow_url": self.mlflow.url,
             "mlflow_version": e.mlflow_version,
             "mlflow_server": self.mlflow.server,
@@ -103,6 +111,10 @@ class RunningEmulator:
                 "AWS_DEFAULT_REGION": e.region,
             },
         }
+
+    def s3_admin(self):
+        """boto3 S3 client with the stand-in's admin credentials (for tests to check the bucket)."""
+        return self.sts.admin_client("s3")
 
     # ---- knobs ---------------------------------------------------------------------
     def set_config(self, **kwargs: Any) -> dict:
@@ -179,12 +191,13 @@ def start(
     wd = Path(workdir or tempfile.mkdtemp(prefix="sm-mlflow-emulator-"))
     wd.mkdir(parents=True, exist_ok=True)
     (wd / "tmp").mkdir(exist_ok=True)
-    mlflow = MlflowServer(wd, workers=mlflow_workers, server=mlflow_server)
-    mlflow.start()  # boots in the background while we set up the rest
     sts = MotoSts(account_id, region)
+    mlflow: Optional[MlflowServer] = None
     emu: Optional[Emulator] = None
     try:
-        sts.start()
+        sts.start()  # in-process and quick; MLflow needs its S3 credentials from it
+        mlflow = MlflowServer(wd, workers=mlflow_workers, server=mlflow_server, s3=sts.s3_settings())
+        mlflow.start()  # boots in the background while we set up the rest
         from importlib.metadata import version
 
         emu = Emulator(region=region, account_id=account_id, tracking_server_name=tracking_server_name,
@@ -198,7 +211,8 @@ def start(
     except BaseException:
         if emu is not None:
             emu.close()
-        mlflow.stop()
+        if mlflow is not None:
+            mlflow.stop()
         sts.stop()
         if own:
             shutil.rmtree(wd, ignore_errors=True)

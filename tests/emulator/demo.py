@@ -29,8 +29,23 @@ from . import start
 REPO = Path(__file__).resolve().parents[2]
 
 
-def seed(mlflow_url: str) -> dict:
-    """Create demo data straight in MLflow (the stand-in's backend)."""
+def seed(mlflow_url: str, s3_env: dict | None = None) -> dict:
+    """Create demo data straight in MLflow (the stand-in's backend). MLflow hands out s3:// artifact URIs, so the
+    seeding client writes the stand-in's S3 itself with ``s3_env`` (credentials and endpoint), set only while
+    seeding: the proxy and its clients never see them."""
+    saved = {k: os.environ.get(k) for k in (s3_env or {})}
+    os.environ.update(s3_env or {})
+    try:
+        return _seed(mlflow_url)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _seed(mlflow_url: str) -> dict:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import mlflow
     from mlflow import MlflowClient
@@ -140,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = emu.info
         print("seeding demo data ...", file=sys.stderr, flush=True)
-        seeded = seed(info["mlflow_url"])
+        seeded = seed(info["mlflow_url"], {
+            "AWS_ACCESS_KEY_ID": info["admin_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": info["admin_secret_access_key"],
+            "AWS_DEFAULT_REGION": info["region"],
+            "MLFLOW_S3_ENDPOINT_URL": info["s3_url"],
+        })
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
         env.update(info["proxy_env"][args.mode])
         env["MLFLOW_PROXY_LISTEN"] = f"127.0.0.1:{args.port}"

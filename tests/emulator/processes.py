@@ -30,9 +30,12 @@ def mlflow_executable() -> list[str]:
 
 
 class MlflowServer:
-    """`mlflow server` with a sqlite backend and proxied artifacts, in its own process group."""
+    """`mlflow server` with a sqlite backend and an S3 artifact store it does not serve (SageMaker's topology:
+    `--default-artifact-root s3://... --no-serve-artifacts`), in its own process group. ``s3`` gives the store's
+    URI, the S3 endpoint and the server's own credentials for the bucket."""
 
-    def __init__(self, workdir: Path, port: Optional[int] = None, workers: int = 1, server: str = "uvicorn"):
+    def __init__(self, workdir: Path, port: Optional[int] = None, workers: int = 1, server: str = "uvicorn",
+                 s3: Optional[dict] = None):
         if server not in ("uvicorn", "gunicorn"):
             raise ValueError(f"mlflow server must be uvicorn or gunicorn, not {server!r}")
         self.workdir = workdir
@@ -43,6 +46,7 @@ class MlflowServer:
         self.server = server
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = workdir / "mlflow-server.log"
+        self.s3 = s3
 
     @property
     def url(self) -> str:
@@ -50,14 +54,17 @@ class MlflowServer:
 
     def start(self) -> None:
         db = self.workdir / "mlflow.db"
-        artifacts = self.workdir / "artifacts"
-        artifacts.mkdir(parents=True, exist_ok=True)
+        if self.s3:
+            store = ["--default-artifact-root", self.s3["artifact_root"], "--no-serve-artifacts"]
+        else:  # the old topology (MLflow serves artifacts from a local folder), kept for debugging only
+            artifacts = self.workdir / "artifacts"
+            artifacts.mkdir(parents=True, exist_ok=True)
+            store = ["--serve-artifacts", "--artifacts-destination", str(artifacts)]
         cmd = [
             *mlflow_executable(),
             "server",
             "--backend-store-uri", f"sqlite:///{db}",
-            "--serve-artifacts",
-            "--artifacts-destination", str(artifacts),
+            *store,
             "--host", "127.0.0.1",
             "--port", str(self.port),
         ]
@@ -67,9 +74,22 @@ class MlflowServer:
             cmd += ["--workers", str(self.workers)]
         env = dict(os.environ)
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-        # Never let the server reach for anything off-box.
-        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_URI"):
-            env.pop(var, None)
+        # Never let the server reach for anything off-box, nor use credentials other than its own.
+        for var in list(env):
+            if var.startswith("AWS_") or var in ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL"):
+                env.pop(var)
+        empty = self.workdir / "aws-empty"
+        empty.write_text("")
+        env.update({"AWS_CONFIG_FILE": str(empty), "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+                    "AWS_EC2_METADATA_DISABLED": "true"})
+        if self.s3:
+            # The server reads the store itself (UI artifact views, get-artifact) with its own IAM user.
+            env.update({
+                "AWS_ACCESS_KEY_ID": self.s3["access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": self.s3["secret_access_key"],
+                "AWS_DEFAULT_REGION": self.s3["region"],
+                "MLFLOW_S3_ENDPOINT_URL": self.s3["endpoint_url"],
+            })
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -136,13 +156,33 @@ class MlflowServer:
         self.proc = None
 
 
+def s3_policy(bucket: str, prefix: str) -> dict:
+    """What a principal needs to read and write MLflow artifacts under s3://bucket/prefix/ and nothing more
+    (the statements an ECS task role or SageMaker's own execution role gets)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"},
+            {"Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+             "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*"},
+        ],
+    }
+
+
 class MotoSts:
-    """moto's server in this process (threads), with IAM signature checking turned on after setup."""
+    """moto's server in this process (threads): STS, IAM and S3, with IAM authentication turned on after setup
+    (every later request must carry a valid SigV4 signature from a known key whose IAM policy allows the action
+    on the resource: for S3 the bucket, or bucket/key)."""
 
     USER_NAME = "mlflow-proxy-user"
     ROLE_NAME = "mlflow-proxy-role"
     ROLE_EXTID_NAME = "mlflow-proxy-role-extid"
     EXTERNAL_ID = "emulator-external-id"
+    # The MLflow server's own identity for the artifact bucket, and an admin the tests read the bucket with.
+    MLFLOW_USER_NAME = "mlflow-server"
+    ADMIN_USER_NAME = "emulator-admin"
+    ARTIFACT_PREFIX = "mlflow"
 
     def __init__(self, account_id: str, region: str, port: Optional[int] = None):
         self.account_id = account_id
@@ -154,10 +194,36 @@ class MotoSts:
         self.user_arn = ""
         self.role_arn = ""
         self.role_extid_arn = ""
+        self.bucket = f"sagemaker-mlflow-emulator-{account_id}"
+        # A bucket nobody but the admin may touch: out-of-store requests must fail on it.
+        self.other_bucket = f"other-team-data-{account_id}"
+        self.mlflow_access_key_id = ""
+        self.mlflow_secret_access_key = ""
+        self.admin_access_key_id = ""
+        self.admin_secret_access_key = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def artifact_root(self) -> str:
+        return f"s3://{self.bucket}/{self.ARTIFACT_PREFIX}"
+
+    def s3_settings(self) -> dict:
+        """What the MLflow server needs to use the artifact store with its own credentials."""
+        return {"artifact_root": self.artifact_root, "endpoint_url": self.url, "region": self.region,
+                "access_key_id": self.mlflow_access_key_id, "secret_access_key": self.mlflow_secret_access_key}
+
+    def admin_client(self, service: str = "s3"):
+        """A boto3 client with the admin's credentials (allowed everything), signed and checked like any other."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(service, endpoint_url=self.url, region_name=self.region,
+                            aws_access_key_id=self.admin_access_key_id,
+                            aws_secret_access_key=self.admin_secret_access_key,
+                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
     def start(self) -> None:
         # Every request moto sees belongs to our account (the ARNs' account), whatever key signed it.
@@ -171,6 +237,7 @@ class MotoSts:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         self._setup_iam()
+        self._setup_s3()
         self._enforce_external_ids()
         # From now on every request must carry a valid signature from a known key with permission.
         r = requests.post(self.url + "/moto-api/reset-auth", data=b"0", timeout=10)
@@ -179,12 +246,15 @@ class MotoSts:
     def _client(self, service: str):
         import boto3
 
+        from botocore.config import Config
+
         return boto3.client(
             service,
             endpoint_url=self.url,
             region_name=self.region,
             aws_access_key_id="AKIAIOSFODNN7SETUP00",
             aws_secret_access_key="setup-secret",
+            config=Config(s3={"addressing_style": "path"}),
         )
 
     def _setup_iam(self) -> None:
@@ -205,6 +275,9 @@ class MotoSts:
                 ],
             }),
         )
+        # The proxy's identities may use the artifact store (the gateway), and nothing else in S3.
+        iam.put_user_policy(UserName=self.USER_NAME, PolicyName="mlflow-artifacts",
+                            PolicyDocument=json.dumps(s3_policy(self.bucket, self.ARTIFACT_PREFIX)))
         trust = {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"AWS": self.user_arn}, "Action": "sts:AssumeRole"}],
@@ -225,10 +298,29 @@ class MotoSts:
         for name, doc in ((self.ROLE_NAME, trust), (self.ROLE_EXTID_NAME, trust_extid)):
             role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc), MaxSessionDuration=43200)
             iam.put_role_policy(RoleName=name, PolicyName="mlflow", PolicyDocument=role_policy)
+            iam.put_role_policy(RoleName=name, PolicyName="mlflow-artifacts",
+                                PolicyDocument=json.dumps(s3_policy(self.bucket, self.ARTIFACT_PREFIX)))
             if name == self.ROLE_NAME:
                 self.role_arn = role["Role"]["Arn"]
             else:
                 self.role_extid_arn = role["Role"]["Arn"]
+
+    def _setup_s3(self) -> None:
+        iam = self._client("iam")
+        iam.create_user(UserName=self.MLFLOW_USER_NAME)
+        key = iam.create_access_key(UserName=self.MLFLOW_USER_NAME)["AccessKey"]
+        self.mlflow_access_key_id, self.mlflow_secret_access_key = key["AccessKeyId"], key["SecretAccessKey"]
+        iam.put_user_policy(UserName=self.MLFLOW_USER_NAME, PolicyName="mlflow-artifacts",
+                            PolicyDocument=json.dumps(s3_policy(self.bucket, self.ARTIFACT_PREFIX)))
+        iam.create_user(UserName=self.ADMIN_USER_NAME)
+        key = iam.create_access_key(UserName=self.ADMIN_USER_NAME)["AccessKey"]
+        self.admin_access_key_id, self.admin_secret_access_key = key["AccessKeyId"], key["SecretAccessKey"]
+        iam.put_user_policy(UserName=self.ADMIN_USER_NAME, PolicyName="admin", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        s3 = self._client("s3")
+        for bucket in (self.bucket, self.other_bucket):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+        s3.put_object(Bucket=self.other_bucket, Key="secret.txt", Body=b"not for MLflow")
 
     def _enforce_external_ids(self) -> None:
         """moto checks a trust policy's sts:ExternalId condition only when an ExternalId is sent: a missing one

@@ -760,7 +760,7 @@ class Emulator:
         return {
             "TrackingServerArn": self.ts_arn,
             "TrackingServerName": self.tracking_server_name,
-            "ArtifactStoreUri": f"s3://sagemaker-mlflow-emulator-{self.account_id}/{self.tracking_server_name}",
+            "ArtifactStoreUri": self.sts.artifact_root,
             "TrackingServerSize": "Small",
             "MlflowVersion": self.mlflow_version,
             "RoleArn": self.sts.role_arn,
@@ -779,7 +779,7 @@ class Emulator:
         return {
             "Arn": self.app_arn,
             "Name": self.app_id,
-            "ArtifactStoreUri": f"s3://sagemaker-mlflow-emulator-{self.account_id}/{self.app_id}",
+            "ArtifactStoreUri": self.sts.artifact_root,
             "MlflowVersion": self.mlflow_version,
             "RoleArn": self.sts.role_arn,
             "Status": "Created",

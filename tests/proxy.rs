@@ -171,18 +171,8 @@ fn a_stalled_response_body_is_cut_off_after_the_idle_timeout() {
         (reply.body.len() as u64) < 1 << 20,
         "the body ends short of its Content-Length"
     );
-    let mut outcome = None;
-    for _ in 0..50 {
-        outcome = proxy
-            .log_lines()
-            .into_iter()
-            .find(|line| line.contains("/artifacts/stall") && line.contains("\"outcome\""));
-        if outcome.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let outcome = outcome.expect("an access log line for the stalled download");
+    // The access line is written when the body ends, just after the client saw it end.
+    let outcome = proxy.wait_for_log(&["/artifacts/stall", "\"outcome\""]);
     assert!(
         outcome.contains("\"outcome\":\"upstream-idle-timeout\""),
         "{outcome}"
@@ -384,10 +374,23 @@ fn no_credentials_means_503_and_not_ready() {
 fn sigterm_drains_in_flight_requests() {
     let upstream = start_upstream();
     let mut proxy = start_unsigned_proxy(&upstream, &["--drain-timeout", "10s"]);
-    let url = proxy.url("/api/2.0/mlflow/slow?ms=1500");
+    let url = proxy.url("/api/2.0/mlflow/hold");
     let in_flight = std::thread::spawn(move || Client::new().get(&url));
-    std::thread::sleep(Duration::from_millis(400));
+    // In flight: the upstream holds it until released.
+    wait_for(
+        "the request to reach the upstream",
+        Duration::from_secs(10),
+        || {
+            upstream
+                .requests()
+                .iter()
+                .any(|r| r.path_and_query.starts_with("/api/2.0/mlflow/hold"))
+                .then_some(())
+        },
+    );
     proxy.terminate();
+    proxy.wait_for_log(&["draining"]);
+    upstream.release_held();
     let reply = in_flight.join().unwrap();
     assert_eq!(reply.status, 200, "the in-flight request completed");
     let status = proxy.child.wait().unwrap();
@@ -525,7 +528,8 @@ fn secrets_never_appear_in_logs() {
         ],
         "{}",
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // The access line comes last for a request: every line it caused is written by then.
+    proxy.wait_for_log(&["runs/create", "\"outcome\""]);
     let logs = proxy.log_lines().join("\n");
     assert!(logs.contains("runs/create"), "the request was logged");
     for secret in [

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use base64::Engine;
 use common::*;
 use sagemaker_mlflow_proxy::gate::auth::alb::testing::{alb_header, expiry_in, TestSigner};
@@ -590,7 +588,11 @@ fn audit_events_name_who_what_and_outcome() {
         &[("authorization", &bearer(READER))],
         "",
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Audit lines are written before the answer leaves; the last request's access line (written
+    // when its body ends) shows that every request above has been handled.
+    s.proxy.wait_for_log(&["mlflow change", "runs/create"]);
+    s.proxy
+        .wait_for_log(&["\"target\":\"access\"", "experiments/search", "\"outcome\""]);
     let logs = s.proxy.log_lines();
     let audit: Vec<Value> = logs
         .iter()
@@ -660,21 +662,16 @@ fn token_file_reloads_on_sighup() {
         .args(["-HUP", &s.proxy.pid().to_string()])
         .status()
         .unwrap();
-    let mut status = 0;
-    for _ in 0..50 {
-        status = client
-            .send(
-                "GET",
-                &url,
-                &[("authorization", &bearer("fresh-token"))],
-                "",
-            )
-            .status;
-        if status == 200 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The reload is logged once the new file is in force.
+    s.proxy.wait_for_log(&["token file reloaded"]);
+    let status = client
+        .send(
+            "GET",
+            &url,
+            &[("authorization", &bearer("fresh-token"))],
+            "",
+        )
+        .status;
     assert_eq!(status, 200, "the new token works after SIGHUP");
     assert_eq!(
         client

@@ -134,14 +134,15 @@ fn spans_arrive_over_otlp_with_structure_and_context_propagation() {
     );
     assert_eq!(reply.status, 200);
 
-    let mut received = Vec::new();
-    for _ in 0..100 {
-        received = received_by_receiver.lock().unwrap().spans.clone();
-        if received.iter().any(|s| s.name == "POST read") && received.len() >= 4 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Spans are exported in batches (every 100 ms here): wait for the request's four.
+    let received = wait_for(
+        "the request's spans at the collector",
+        Duration::from_secs(10),
+        || {
+            let spans = received_by_receiver.lock().unwrap().spans.clone();
+            (spans.iter().any(|s| s.name == "POST read") && spans.len() >= 4).then_some(spans)
+        },
+    );
     let by_name = |name: &str| {
         received
             .iter()
@@ -236,23 +237,24 @@ fn metrics_arrive_over_otlp_with_the_traffic_figures() {
         assert_eq!(reply.status, 200);
     }
 
-    let mut latest: Vec<Metric> = Vec::new();
-    for _ in 0..100 {
-        latest = received
-            .lock()
-            .unwrap()
-            .metric_exports
-            .last()
-            .cloned()
-            .unwrap_or_default();
-        let done = exported(&latest, "http.server.request.duration").is_some_and(|m| {
+    // Metrics are exported every 200 ms here: wait for an export that counts the three requests.
+    let latest: Vec<Metric> = wait_for(
+        "an export counting 3 requests",
+        Duration::from_secs(10),
+        || {
+            let latest = received
+                .lock()
+                .unwrap()
+                .metric_exports
+                .last()
+                .cloned()
+                .unwrap_or_default();
+            let done = exported(&latest, "http.server.request.duration").is_some_and(|m| {
             matches!(&m.data, Some(Data::Histogram(h)) if h.data_points.iter().map(|p| p.count).sum::<u64>() >= 3)
         });
-        if done {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            done.then_some(latest)
+        },
+    );
     let names: Vec<&str> = latest.iter().map(|m| m.name.as_str()).collect();
     let server = exported(&latest, "http.server.request.duration")
         .unwrap_or_else(|| panic!("no request duration in {names:?}"));
@@ -365,14 +367,11 @@ fn metrics_move_to_the_admin_listener_when_one_is_set() {
     let admin_arg = admin.to_string();
     let proxy = start_unsigned_proxy(&upstream, &["--admin-listen", &admin_arg]);
     let client = Client::new();
-    let mut admin_metrics = client.get(&format!("http://{admin}/metrics"));
-    for _ in 0..50 {
-        if admin_metrics.status == 200 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        admin_metrics = client.get(&format!("http://{admin}/metrics"));
-    }
+    // The admin listener may come up just after the main one.
+    let admin_metrics = wait_for("the admin listener", Duration::from_secs(10), || {
+        let reply = client.get(&format!("http://{admin}/metrics"));
+        (reply.status == 200).then_some(reply)
+    });
     assert_eq!(admin_metrics.status, 200);
     assert!(
         String::from_utf8_lossy(&admin_metrics.body).contains("mlflow_proxy_in_flight_requests")

@@ -1,30 +1,27 @@
 //! AWS credentials: the SDK's default chain, optionally an assumed role, behind a refresh-ahead cache.
 //!
 //! The Rust SDK's providers do not cache by themselves (PROTOCOL.md section 5), so [`CredentialCache`]
-//! holds the current credentials in an `ArcSwap`: request paths read them without taking any lock, a
+//! holds the current credentials in a [`Refreshing`]: request paths read them without taking any lock, a
 //! background task refreshes them ahead of expiry, and at most one refresh runs at a time (the refresh
 //! mutex is only ever taken by refreshers, never by readers of fresh credentials).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwapOption;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use crate::aws::refreshing::{Refreshing, Source};
 use crate::aws::sigv4::SigningKeys;
 use crate::error::Error;
+use crate::net::clock::Clock;
 use crate::settings::AssumeRoleSettings;
 
 /// Credentials closer than this to expiry are not used to sign (a request may take a while to arrive).
 const EXPIRY_LEEWAY: Duration = Duration::from_secs(15);
 /// Refresh at most this long before expiry (less for short-lived credentials: half their lifetime).
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
-/// Back-off between failed background refreshes.
-const RETRY_MIN: Duration = Duration::from_secs(2);
-const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Where credentials come from.
 #[derive(Debug)]
@@ -85,7 +82,7 @@ impl CredentialSource {
         }
     }
 
-    async fn fetch(&self) -> Result<Credentials, String> {
+    async fn fetch_credentials(&self) -> Result<Credentials, String> {
         match self {
             CredentialSource::DefaultChain(provider) => provider
                 .provide_credentials()
@@ -184,148 +181,100 @@ pub struct CredentialStatus {
     pub refreshes: u64,
 }
 
-pub struct CredentialCache {
-    source: CredentialSource,
-    current: ArcSwapOption<CachedCredentials>,
-    last_error: ArcSwapOption<String>,
-    /// Held only while fetching, so that one refresh runs at a time.
-    refresh_lock: tokio::sync::Mutex<()>,
-    refreshes: AtomicU64,
-}
+impl Source for CredentialSource {
+    type Value = CachedCredentials;
+    const FETCH_AT_START: bool = true;
 
-impl std::fmt::Debug for CredentialCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialCache")
-            .field("source", &self.source.name())
-            .finish_non_exhaustive()
+    fn label(&self) -> &'static str {
+        self.name()
+    }
+
+    async fn fetch(&self, clock: Clock) -> Result<CachedCredentials, Error> {
+        let credentials = self
+            .fetch_credentials()
+            .await
+            .map_err(Error::NoCredentials)?;
+        Ok(CachedCredentials::new(credentials, clock.now()))
+    }
+
+    fn usable(&self, value: &CachedCredentials, now: SystemTime) -> bool {
+        value.usable_at(now)
+    }
+
+    fn refresh_due(&self, value: &CachedCredentials) -> Option<SystemTime> {
+        value.refresh_due()
+    }
+
+    fn error_text(&self, error: &Error) -> String {
+        match error {
+            Error::NoCredentials(message) => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn log_refreshed(&self, value: &CachedCredentials, now: SystemTime) {
+        tracing::info!(
+            source = self.name(),
+            expires_in_secs = value
+                .credentials
+                .expiry()
+                .and_then(|e| e.duration_since(now).ok())
+                .map(|d| d.as_secs()),
+            "AWS credentials refreshed"
+        );
+    }
+
+    fn log_failed(&self, error: &str) {
+        tracing::warn!(source = self.name(), error = %error, "AWS credentials unavailable");
     }
 }
+
+/// The credentials the proxy signs with: readers load them without a lock, a background task refreshes
+/// them ahead of expiry, and one refresh runs at a time (see [`Refreshing`]).
+#[derive(Debug)]
+pub struct CredentialCache(Refreshing<CredentialSource>);
 
 impl CredentialCache {
     pub fn new(source: CredentialSource) -> Arc<Self> {
-        Arc::new(CredentialCache {
-            source,
-            current: ArcSwapOption::empty(),
-            last_error: ArcSwapOption::empty(),
-            refresh_lock: tokio::sync::Mutex::new(()),
-            refreshes: AtomicU64::new(0),
-        })
+        Arc::new(CredentialCache(Refreshing::new(source)))
+    }
+
+    #[cfg(test)]
+    fn with_clock(source: CredentialSource, clock: Clock) -> Arc<Self> {
+        Arc::new(CredentialCache(Refreshing::with_clock(source, clock)))
     }
 
     /// Usable credentials: lock-free when cached; otherwise waits for the (single) refresh.
-    pub async fn get(self: &Arc<Self>) -> Result<Arc<CachedCredentials>, Error> {
-        if let Some(cached) = self.current.load_full() {
-            if cached.usable_at(SystemTime::now()) {
-                return Ok(cached);
-            }
-        }
-        // Boxed: the refresh future (the AWS SDK's provider call) is large and rarely needed, and
-        // every request's future would otherwise carry its size.
-        Box::pin(self.refresh_replacing(None)).await
+    pub async fn get(&self) -> Result<Arc<CachedCredentials>, Error> {
+        self.0.get().await
     }
 
     /// Refreshes because the upstream rejected `rejected` as expired. Concurrent callers that saw the
     /// same credentials share one refresh; a caller whose credentials were already replaced gets the new ones.
     pub async fn refresh_after_rejection(
-        self: &Arc<Self>,
+        &self,
         rejected: &CachedCredentials,
     ) -> Result<Arc<CachedCredentials>, Error> {
-        Box::pin(self.refresh_replacing(Some(rejected))).await
-    }
-
-    async fn refresh_replacing(
-        &self,
-        stale: Option<&CachedCredentials>,
-    ) -> Result<Arc<CachedCredentials>, Error> {
-        let _guard = self.refresh_lock.lock().await;
-        if let Some(cached) = self.current.load_full() {
-            let replaced = match stale {
-                None => true,
-                Some(stale) => !std::ptr::eq(Arc::as_ptr(&cached), stale),
-            };
-            if replaced && cached.usable_at(SystemTime::now()) {
-                return Ok(cached);
-            }
-        }
-        self.fetch_and_store().await
-    }
-
-    /// Fetches new credentials; the caller holds `refresh_lock`.
-    async fn fetch_and_store(&self) -> Result<Arc<CachedCredentials>, Error> {
-        match self.source.fetch().await {
-            Ok(credentials) => {
-                let cached = Arc::new(CachedCredentials::new(credentials, SystemTime::now()));
-                self.current.store(Some(cached.clone()));
-                self.last_error.store(None);
-                self.refreshes.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    source = self.source.name(),
-                    expires_in_secs = cached
-                        .credentials
-                        .expiry()
-                        .and_then(|e| e.duration_since(SystemTime::now()).ok())
-                        .map(|d| d.as_secs()),
-                    "AWS credentials refreshed"
-                );
-                Ok(cached)
-            }
-            Err(message) => {
-                tracing::warn!(source = self.source.name(), error = %message, "AWS credentials unavailable");
-                self.last_error.store(Some(Arc::new(message.clone())));
-                Err(Error::NoCredentials(message))
-            }
-        }
+        self.0.refresh_after_rejection(rejected).await
     }
 
     /// Keeps credentials fresh in the background: fetches once at start, then ahead of each expiry,
     /// retrying with back-off after failures. Returns when credentials never expire.
     pub async fn run_refresher(self: Arc<Self>) {
-        let mut retry = RETRY_MIN;
-        loop {
-            let wait = match self.current.load_full() {
-                None => Duration::ZERO,
-                Some(cached) => match cached.refresh_due() {
-                    None if self.last_error.load().is_none() => return,
-                    None => retry,
-                    Some(due) => due
-                        .duration_since(SystemTime::now())
-                        .unwrap_or(Duration::ZERO),
-                },
-            };
-            tokio::time::sleep(wait).await;
-            let result = {
-                let _guard = self.refresh_lock.lock().await;
-                // Someone may have refreshed while we slept.
-                let due_now = self
-                    .current
-                    .load_full()
-                    .is_none_or(|c| c.refresh_due().is_some_and(|due| due <= SystemTime::now()));
-                if due_now {
-                    self.fetch_and_store().await.map(|_| ())
-                } else {
-                    Ok(())
-                }
-            };
-            match result {
-                Ok(()) => retry = RETRY_MIN,
-                Err(_) => {
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(RETRY_MAX);
-                }
-            }
-        }
+        self.0.run().await
     }
 
     pub fn status(&self) -> CredentialStatus {
-        let current = self.current.load_full();
+        let snapshot = self.0.snapshot();
         CredentialStatus {
-            source: self.source.name(),
-            expires_at: current.as_ref().and_then(|c| c.credentials.expiry()),
-            usable: current
+            source: self.0.source().name(),
+            expires_at: snapshot
+                .current
                 .as_ref()
-                .is_some_and(|c| c.usable_at(SystemTime::now())),
-            last_error: self.last_error.load_full().map(|e| e.as_ref().clone()),
-            refreshes: self.refreshes.load(Ordering::Relaxed),
+                .and_then(|c| c.credentials.expiry()),
+            usable: snapshot.usable,
+            last_error: snapshot.last_error,
+            refreshes: snapshot.refreshes,
         }
     }
 }
@@ -358,14 +307,16 @@ impl ProvideCredentials for CacheAsProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    /// A provider that counts calls and hands out credentials expiring after `lifetime`.
+    /// A provider that counts calls and hands out credentials expiring `lifetime` after the clock's now
+    /// (each call takes 20 ms, so that concurrent callers overlap); it fails while `fail` is set.
     #[derive(Debug)]
     struct Counting {
         calls: Arc<AtomicUsize>,
         lifetime: Option<Duration>,
-        fail: bool,
+        fail: Arc<AtomicBool>,
+        clock: Clock,
     }
 
     impl ProvideCredentials for Counting {
@@ -378,7 +329,7 @@ mod tests {
             aws_credential_types::provider::future::ProvideCredentials::new(async move {
                 let n = self.calls.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                if self.fail {
+                if self.fail.load(Ordering::SeqCst) {
                     return Err(
                         aws_credential_types::provider::error::CredentialsError::not_loaded(
                             "nothing configured",
@@ -389,24 +340,51 @@ mod tests {
                     format!("AKID{n}"),
                     "secret",
                     Some(format!("token{n}")),
-                    self.lifetime.map(|l| SystemTime::now() + l),
+                    self.lifetime.map(|l| self.clock.now() + l),
                     "test",
                 ))
             })
         }
     }
 
-    fn cache(lifetime: Option<Duration>, fail: bool) -> (Arc<CredentialCache>, Arc<AtomicUsize>) {
+    struct Fixture {
+        cache: Arc<CredentialCache>,
+        calls: Arc<AtomicUsize>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl Fixture {
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    fn fixture(lifetime: Option<Duration>, fail: bool, clock: Clock) -> Fixture {
         let calls = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::new(AtomicBool::new(fail));
         let provider = SharedCredentialsProvider::new(Counting {
             calls: calls.clone(),
             lifetime,
-            fail,
+            fail: fail.clone(),
+            clock,
         });
-        (
-            CredentialCache::new(CredentialSource::DefaultChain(provider)),
+        Fixture {
+            cache: CredentialCache::with_clock(CredentialSource::DefaultChain(provider), clock),
             calls,
-        )
+            fail,
+        }
+    }
+
+    fn cache(lifetime: Option<Duration>, fail: bool) -> (Arc<CredentialCache>, Arc<AtomicUsize>) {
+        let f = fixture(lifetime, fail, Clock::System);
+        (f.cache, f.calls)
+    }
+
+    /// Lets paused time jump on by `by`, then run 100 ms more: the timers due by then fire (a timer set
+    /// after the jump counts from its end), and the provider's 20 ms calls complete on the way.
+    async fn pass(by: Duration) {
+        tokio::time::advance(by).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     #[tokio::test]
@@ -427,7 +405,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn rejection_refreshes_once_for_all_callers_that_saw_the_same_credentials() {
         let (cache, calls) = cache(Some(Duration::from_secs(3600)), false);
         let first = cache.get().await.unwrap();
@@ -442,6 +420,11 @@ mod tests {
             assert_eq!(task.await.unwrap().credentials.access_key_id(), "AKID1");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A caller that comes late with the rejected credentials gets the replacement, no new fetch.
+        let late = cache.refresh_after_rejection(&first).await.unwrap();
+        assert_eq!(late.credentials.access_key_id(), "AKID1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.status().refreshes, 2);
     }
 
     #[tokio::test]
@@ -493,6 +476,141 @@ mod tests {
         let status = cache.status();
         assert!(!status.usable);
         assert!(status.last_error.unwrap().contains("nothing configured"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresher_replaces_credentials_ahead_of_expiry() {
+        let f = fixture(
+            Some(Duration::from_secs(3600)),
+            false,
+            Clock::following_tokio(),
+        );
+        let refresher = tokio::spawn(f.cache.clone().run_refresher());
+        pass(Duration::ZERO).await;
+        assert_eq!(f.calls(), 1, "fetched at start");
+        let first = f.cache.get().await.unwrap();
+        assert_eq!(first.credentials.access_key_id(), "AKID0");
+        // Due 5 minutes before expiry: nothing happens a second earlier...
+        pass(Duration::from_secs(3600 - 300 - 1)).await;
+        assert_eq!(f.calls(), 1);
+        assert!(Arc::ptr_eq(&f.cache.get().await.unwrap(), &first));
+        // ...and then the new credentials are in place before the old ones expire, with no reader waiting.
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(f.calls(), 2);
+        let status = f.cache.status();
+        assert!(status.usable && status.last_error.is_none());
+        assert_eq!(status.refreshes, 2);
+        assert!(
+            first.usable_at(f.cache.0.clock().now()),
+            "refreshed ahead, not at expiry"
+        );
+        assert_eq!(
+            f.cache.get().await.unwrap().credentials.access_key_id(),
+            "AKID1"
+        );
+        // And again an hour later, for the new credentials.
+        pass(Duration::from_secs(3600 - 300)).await;
+        assert_eq!(f.calls(), 3);
+        assert_eq!(f.calls(), f.cache.status().refreshes as usize);
+        refresher.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_lived_credentials_are_refreshed_at_half_their_lifetime() {
+        let f = fixture(
+            Some(Duration::from_secs(60)),
+            false,
+            Clock::following_tokio(),
+        );
+        let refresher = tokio::spawn(f.cache.clone().run_refresher());
+        pass(Duration::ZERO).await;
+        assert_eq!(f.calls(), 1);
+        pass(Duration::from_secs(29)).await;
+        assert_eq!(f.calls(), 1);
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(f.calls(), 2);
+        refresher.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_source_is_retried_with_back_off_until_it_recovers() {
+        let f = fixture(
+            Some(Duration::from_secs(3600)),
+            true,
+            Clock::following_tokio(),
+        );
+        let refresher = tokio::spawn(f.cache.clone().run_refresher());
+        pass(Duration::ZERO).await;
+        assert_eq!(f.calls(), 1);
+        let status = f.cache.status();
+        assert!(!status.usable);
+        assert!(status.last_error.unwrap().contains("nothing configured"));
+        // Retries after 2 s, then 4 s, 8 s, ... (each measured from the end of the failed fetch).
+        for (n, back_off) in [(2, 2), (3, 4), (4, 8), (5, 16)] {
+            pass(Duration::from_secs(back_off - 1)).await;
+            assert_eq!(f.calls(), n - 1, "no retry before {back_off} s");
+            pass(Duration::from_secs(1)).await;
+            assert_eq!(f.calls(), n, "a retry after {back_off} s");
+        }
+        assert_eq!(f.cache.status().refreshes, 0);
+        // The source recovers: the next retry (after 32 s) succeeds and clears the error.
+        f.fail.store(false, Ordering::SeqCst);
+        pass(Duration::from_secs(32)).await;
+        assert_eq!(f.calls(), 6);
+        let status = f.cache.status();
+        assert!(status.usable && status.last_error.is_none(), "{status:?}");
+        assert_eq!(status.refreshes, 1);
+        assert_eq!(
+            f.cache.get().await.unwrap().credentials.access_key_id(),
+            "AKID5"
+        );
+        // From then on the loop waits for the refresh ahead of expiry, not the back-off.
+        pass(Duration::from_secs(600)).await;
+        assert_eq!(f.calls(), 6);
+        refresher.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_back_off_stops_growing_at_a_minute() {
+        let f = fixture(
+            Some(Duration::from_secs(3600)),
+            true,
+            Clock::following_tokio(),
+        );
+        let refresher = tokio::spawn(f.cache.clone().run_refresher());
+        pass(Duration::ZERO).await;
+        // 2, 4, 8, 16 and 32 s (time is advanced by steps: a jump fires each timer once, at its end)...
+        for back_off in [2, 4, 8, 16, 32] {
+            pass(Duration::from_secs(back_off)).await;
+        }
+        assert_eq!(f.calls(), 6);
+        // ...then 60 s each time.
+        for n in 7..10 {
+            pass(Duration::from_secs(59)).await;
+            assert_eq!(f.calls(), n - 1);
+            pass(Duration::from_secs(1)).await;
+            assert_eq!(f.calls(), n);
+        }
+        refresher.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readers_never_get_credentials_within_the_leeway_of_expiry() {
+        // No background loop: the reader's own check must notice the approaching expiry.
+        let f = fixture(
+            Some(Duration::from_secs(600)),
+            false,
+            Clock::following_tokio(),
+        );
+        let first = f.cache.get().await.unwrap();
+        tokio::time::advance(Duration::from_secs(600) - EXPIRY_LEEWAY - Duration::from_secs(1))
+            .await;
+        assert!(Arc::ptr_eq(&f.cache.get().await.unwrap(), &first));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!f.cache.status().usable);
+        let second = f.cache.get().await.unwrap();
+        assert_eq!(second.credentials.access_key_id(), "AKID1");
+        assert_eq!(f.calls(), 2);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Everything AWS: credentials, SigV4 signing, and the one STS call the dashboard uses.
 
 pub mod credentials;
+pub mod refreshing;
 pub mod sagemaker;
 pub mod sigv4;
 

@@ -1,9 +1,10 @@
 //! The network layer, beneath everything that knows about MLflow or AWS: who is on the other end of a
-//! connection, CIDR networks, the shared HTTP client, the listener's TLS, percent-decoding, and which
+//! connection, the clock, CIDR networks, the shared HTTP client, the listener's TLS, percent-decoding, and which
 //! worker thread runs the caller.
 
 pub mod cidr;
 pub mod client_addr;
+pub mod clock;
 pub mod form;
 pub mod http_client;
 pub mod tls;

@@ -5,16 +5,16 @@
 //! The session is renewed ahead of its expiry in the background and on demand when the upstream stops
 //! accepting it; one renewal runs at a time and requests in flight keep the session they started with.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwapOption;
 use http::{header, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Empty};
 
+use crate::aws::refreshing::{Refreshing, Source};
 use crate::aws::sagemaker::ControlPlane;
 use crate::error::Error;
+use crate::net::clock::Clock;
 use crate::net::http_client::UpstreamClient;
 use crate::settings::target::{MlflowArn, Upstream};
 
@@ -35,7 +35,8 @@ pub struct Session {
     /// Where the UI lives: the origin of the presigned URL.
     pub upstream: Upstream,
     pub expires_at: SystemTime,
-    pub created_at: std::time::Instant,
+    /// tokio's clock (the system's monotonic clock outside tests).
+    pub created_at: tokio::time::Instant,
 }
 
 impl Session {
@@ -45,17 +46,87 @@ impl Session {
     }
 }
 
-pub struct UiSession {
-    control: ControlPlane,
-    arn: MlflowArn,
-    client: UpstreamClient,
-    session_seconds: u64,
-    current: ArcSwapOption<Session>,
-    renew_lock: tokio::sync::Mutex<()>,
-    renewals: AtomicU64,
-    last_error: ArcSwapOption<String>,
-    timeout: Duration,
+/// How a session is made: a presigned URL from the control plane, visited by the proxy.
+// Release builds have the one variant; the small one only exists in unit tests.
+#[cfg_attr(test, allow(clippy::large_enum_variant))]
+enum Create {
+    Presigned {
+        control: ControlPlane,
+        arn: MlflowArn,
+        client: UpstreamClient,
+        timeout: Duration,
+    },
+    /// Unit tests stand in for the two upstream calls (the e2e and browser suites run the real ones).
+    #[cfg(test)]
+    Fake(Box<dyn Fn(SystemTime) -> FakeCreation + Send + Sync>),
 }
+
+#[cfg(test)]
+type FakeCreation =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Session, Error>> + Send>>;
+
+/// The UI session as a [`Source`]: created on first use, usable until it expires, renewed
+/// `min(5 min, half its lifetime)` ahead.
+pub struct SessionSource {
+    create: Create,
+    session_seconds: u64,
+}
+
+impl Source for SessionSource {
+    type Value = Session;
+    const FETCH_AT_START: bool = false;
+
+    fn label(&self) -> &'static str {
+        "ui-session"
+    }
+
+    async fn fetch(&self, clock: Clock) -> Result<Session, Error> {
+        let started = clock.now();
+        match &self.create {
+            Create::Presigned {
+                control,
+                arn,
+                client,
+                timeout,
+            } => {
+                let visit = PresignedVisit {
+                    control,
+                    arn,
+                    client,
+                    timeout: *timeout,
+                };
+                visit.create(started, self.session_seconds).await
+            }
+            #[cfg(test)]
+            Create::Fake(create) => create(started).await,
+        }
+    }
+
+    fn usable(&self, session: &Session, now: SystemTime) -> bool {
+        now < session.expires_at
+    }
+
+    fn refresh_due(&self, session: &Session) -> Option<SystemTime> {
+        let ahead = RENEW_AHEAD.min(Duration::from_secs(self.session_seconds / 2));
+        Some(
+            session
+                .expires_at
+                .checked_sub(ahead)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
+    }
+
+    fn log_refreshed(&self, session: &Session, _now: SystemTime) {
+        tracing::info!(ui = %session.upstream.base_url(), "upstream UI session established");
+    }
+
+    fn log_failed(&self, error: &str) {
+        tracing::warn!(error = %error, "cannot establish an upstream UI session");
+    }
+}
+
+/// The session held server-side, renewed by one caller at a time (see [`Refreshing`]).
+pub struct UiSession(Refreshing<SessionSource>);
 
 impl UiSession {
     pub fn new(
@@ -65,66 +136,67 @@ impl UiSession {
         session_seconds: u64,
         timeout: Duration,
     ) -> Arc<Self> {
-        Arc::new(UiSession {
-            control,
-            arn,
-            client,
+        Arc::new(UiSession(Refreshing::new(SessionSource {
+            create: Create::Presigned {
+                control,
+                arn,
+                client,
+                timeout,
+            },
             session_seconds,
-            current: ArcSwapOption::empty(),
-            renew_lock: tokio::sync::Mutex::new(()),
-            renewals: AtomicU64::new(0),
-            last_error: ArcSwapOption::empty(),
-            timeout,
-        })
+        })))
     }
 
     /// A live session, created on first use.
     pub async fn get(&self) -> Result<Arc<Session>, Error> {
-        if let Some(session) = self.current.load_full() {
-            if SystemTime::now() < session.expires_at {
-                return Ok(session);
-            }
-        }
-        // Boxed: renewal (two upstream calls) is rare and large; see `CredentialCache::get`.
-        Box::pin(self.renew_replacing(None)).await
+        self.0.get().await
     }
 
     /// Renews because the upstream no longer accepted `stale`; concurrent callers share one renewal.
     pub async fn renew_after_rejection(&self, stale: &Session) -> Result<Arc<Session>, Error> {
-        Box::pin(self.renew_replacing(Some(stale))).await
+        self.0.refresh_after_rejection(stale).await
     }
 
-    async fn renew_replacing(&self, stale: Option<&Session>) -> Result<Arc<Session>, Error> {
-        let _guard = self.renew_lock.lock().await;
-        if let Some(current) = self.current.load_full() {
-            let replaced = stale.is_none_or(|s| !std::ptr::eq(Arc::as_ptr(&current), s));
-            if replaced && SystemTime::now() < current.expires_at {
-                return Ok(current);
-            }
-        }
-        match self.create().await {
-            Ok(session) => {
-                let session = Arc::new(session);
-                self.current.store(Some(session.clone()));
-                self.last_error.store(None);
-                self.renewals.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(ui = %session.upstream.base_url(), "upstream UI session established");
-                Ok(session)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot establish an upstream UI session");
-                self.last_error.store(Some(Arc::new(e.to_string())));
-                Err(e)
-            }
-        }
+    /// Renews ahead of expiry so that no request meets an expired session.
+    pub async fn run_renewer(self: Arc<Self>) {
+        self.0.run().await
     }
 
+    pub fn renewals(&self) -> u64 {
+        self.0.refreshes()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let snapshot = self.0.snapshot();
+        let state = match (&snapshot.current, snapshot.last_error.is_some()) {
+            (_, true) => "failed",
+            (Some(_), false) if snapshot.usable => "active",
+            (Some(_), false) => "expired",
+            (None, false) => "none",
+        };
+        serde_json::json!({
+            "state": state,
+            "expires_at": snapshot.current.map(|s| humantime::format_rfc3339_seconds(s.expires_at).to_string()),
+            "renewals": snapshot.refreshes,
+            "last_error": snapshot.last_error,
+        })
+    }
+}
+
+/// One visit of a presigned UI URL.
+struct PresignedVisit<'a> {
+    control: &'a ControlPlane,
+    arn: &'a MlflowArn,
+    client: &'a UpstreamClient,
+    timeout: Duration,
+}
+
+impl PresignedVisit<'_> {
     /// Asks for a presigned URL and visits it; the cookies set on that answer are the session.
-    async fn create(&self) -> Result<Session, Error> {
-        let started = SystemTime::now();
+    async fn create(&self, started: SystemTime, session_seconds: u64) -> Result<Session, Error> {
         let url = self
             .control
-            .create_presigned_url(&self.arn, URL_EXPIRES_SECONDS, self.session_seconds)
+            .create_presigned_url(self.arn, URL_EXPIRES_SECONDS, session_seconds)
             .await?;
         let uri: http::Uri = url.parse().map_err(|_| {
             Error::UpstreamUnreachable("SageMaker returned an invalid AuthorizedUrl".into())
@@ -174,62 +246,8 @@ impl UiSession {
         Ok(Session {
             cookie,
             upstream,
-            expires_at: started + Duration::from_secs(self.session_seconds),
-            created_at: std::time::Instant::now(),
-        })
-    }
-
-    /// Renews ahead of expiry so that no request meets an expired session.
-    pub async fn run_renewer(self: Arc<Self>) {
-        let mut retry = Duration::from_secs(2);
-        loop {
-            let wait = match self.current.load_full() {
-                Some(s) => s
-                    .expires_at
-                    .checked_sub(RENEW_AHEAD.min(Duration::from_secs(self.session_seconds / 2)))
-                    .and_then(|due| due.duration_since(SystemTime::now()).ok())
-                    .unwrap_or(Duration::ZERO),
-                // Nothing to renew until the UI is first used.
-                None => Duration::from_secs(5),
-            };
-            tokio::time::sleep(wait).await;
-            let Some(current) = self.current.load_full() else {
-                continue;
-            };
-            let due = current
-                .expires_at
-                .checked_sub(RENEW_AHEAD.min(Duration::from_secs(self.session_seconds / 2)))
-                .is_none_or(|due| due <= SystemTime::now());
-            if !due {
-                continue;
-            }
-            match self.renew_replacing(Some(&current)).await {
-                Ok(_) => retry = Duration::from_secs(2),
-                Err(_) => {
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(Duration::from_secs(60));
-                }
-            }
-        }
-    }
-
-    pub fn renewals(&self) -> u64 {
-        self.renewals.load(Ordering::Relaxed)
-    }
-
-    pub fn status(&self) -> serde_json::Value {
-        let current = self.current.load_full();
-        let state = match (&current, self.last_error.load().is_some()) {
-            (_, true) => "failed",
-            (Some(s), false) if SystemTime::now() < s.expires_at => "active",
-            (Some(_), false) => "expired",
-            (None, false) => "none",
-        };
-        serde_json::json!({
-            "state": state,
-            "expires_at": current.map(|s| humantime::format_rfc3339_seconds(s.expires_at).to_string()),
-            "renewals": self.renewals.load(Ordering::Relaxed),
-            "last_error": self.last_error.load_full().map(|e| e.as_ref().clone()),
+            expires_at: started + Duration::from_secs(session_seconds),
+            created_at: tokio::time::Instant::now(),
         })
     }
 }
@@ -249,6 +267,172 @@ pub fn is_session_rejected(status: StatusCode, location: Option<&HeaderValue>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// A session source whose two upstream calls are replaced by a 20 ms wait; it counts creations
+    /// and fails while `fail` is set.
+    struct Fixture {
+        ui: Arc<UiSession>,
+        made: Arc<AtomicUsize>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl Fixture {
+        fn new(session_seconds: u64) -> Fixture {
+            let made = Arc::new(AtomicUsize::new(0));
+            let fail = Arc::new(AtomicBool::new(false));
+            let (counter, failing) = (made.clone(), fail.clone());
+            let create = move |started: SystemTime| -> FakeCreation {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let failing = failing.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if failing {
+                        return Err(Error::UpstreamUnreachable("control plane down".into()));
+                    }
+                    Ok(Session {
+                        cookie: HeaderValue::from_str(&format!("session={n}")).unwrap(),
+                        upstream: Upstream::new("http://127.0.0.1:9", None).unwrap(),
+                        expires_at: started + Duration::from_secs(session_seconds),
+                        created_at: tokio::time::Instant::now(),
+                    })
+                })
+            };
+            let source = SessionSource {
+                create: Create::Fake(Box::new(create)),
+                session_seconds,
+            };
+            Fixture {
+                ui: Arc::new(UiSession(Refreshing::with_clock(
+                    source,
+                    Clock::following_tokio(),
+                ))),
+                made,
+                fail,
+            }
+        }
+
+        fn made(&self) -> usize {
+            self.made.load(Ordering::SeqCst)
+        }
+
+        fn state(&self) -> String {
+            self.ui.status()["state"].as_str().unwrap().to_string()
+        }
+    }
+
+    /// Lets paused time jump on by `by`, then run 100 ms more (the fake's 20 ms waits complete).
+    async fn pass(by: Duration) {
+        tokio::time::advance(by).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_session_is_made_on_first_use_and_renewed_ahead_of_expiry() {
+        let f = Fixture::new(1800);
+        let renewer = tokio::spawn(f.ui.clone().run_renewer());
+        pass(Duration::from_secs(60)).await;
+        assert_eq!(f.made(), 0, "no session before the UI is used");
+        assert_eq!(f.state(), "none");
+        let first = f.ui.get().await.unwrap();
+        assert_eq!(first.cookie, "session=0");
+        assert_eq!((f.made(), f.state().as_str()), (1, "active"));
+        // Renewed 5 minutes before its 30 minutes are up, not a second earlier.
+        pass(Duration::from_secs(1500 - 1)).await;
+        assert_eq!(f.made(), 1);
+        assert!(Arc::ptr_eq(&f.ui.get().await.unwrap(), &first));
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(f.made(), 2);
+        assert_eq!(f.ui.renewals(), 2);
+        assert!(
+            f.ui.0.clock().now() < first.expires_at,
+            "renewed ahead of expiry"
+        );
+        assert_eq!(f.ui.get().await.unwrap().cookie, "session=1");
+        assert_eq!(f.state(), "active");
+        renewer.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_session_is_never_used() {
+        let f = Fixture::new(1800);
+        let first = f.ui.get().await.unwrap();
+        tokio::time::advance(Duration::from_secs(1800) - Duration::from_millis(100)).await;
+        assert!(Arc::ptr_eq(&f.ui.get().await.unwrap(), &first));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(f.state(), "expired");
+        assert_eq!(f.ui.get().await.unwrap().cookie, "session=1");
+        assert_eq!(f.made(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_session_is_renewed_once_for_all_callers() {
+        let f = Fixture::new(1800);
+        let first = f.ui.get().await.unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (ui, first) = (f.ui.clone(), first.clone());
+                tokio::spawn(async move { ui.renew_after_rejection(&first).await.unwrap() })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().cookie, "session=1");
+        }
+        assert_eq!(f.made(), 2);
+        // A caller that comes late with the rejected session gets the new one.
+        assert_eq!(
+            f.ui.renew_after_rejection(&first).await.unwrap().cookie,
+            "session=1"
+        );
+        assert_eq!(f.made(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_counts_as_stale_only_once_the_session_is_five_seconds_old() {
+        let f = Fixture::new(1800);
+        let session = f.ui.get().await.unwrap();
+        tokio::time::advance(MIN_SESSION_AGE_FOR_RENEWAL - Duration::from_millis(100)).await;
+        assert!(!session.may_be_stale());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(session.may_be_stale());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_renewals_back_off_keep_the_live_session_and_recover() {
+        let f = Fixture::new(1800);
+        let renewer = tokio::spawn(f.ui.clone().run_renewer());
+        let first = f.ui.get().await.unwrap();
+        f.fail.store(true, Ordering::SeqCst);
+        pass(Duration::from_secs(1500)).await;
+        assert_eq!(f.made(), 2, "the renewal ahead of expiry was tried");
+        let status = f.ui.status();
+        assert_eq!(status["state"], "failed");
+        assert!(status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("control plane down"));
+        assert!(
+            Arc::ptr_eq(&f.ui.get().await.unwrap(), &first),
+            "requests keep the live session"
+        );
+        // Tried again after 2 s, then 4 s.
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(f.made(), 2);
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(f.made(), 3);
+        f.fail.store(false, Ordering::SeqCst);
+        pass(Duration::from_secs(3)).await;
+        assert_eq!(f.made(), 3);
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(f.made(), 4);
+        let status = f.ui.status();
+        assert_eq!(status["state"], "active");
+        assert!(status["last_error"].is_null());
+        assert_eq!(f.ui.renewals(), 2);
+        assert_eq!(f.ui.get().await.unwrap().cookie, "session=3");
+        renewer.abort();
+    }
 
     #[test]
     fn rejections() {

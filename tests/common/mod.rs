@@ -27,6 +27,9 @@ pub struct Seen {
     pub credential_fetches: AtomicU64,
     /// The PEM served at `/alb-key/<kid>` for the kid `test-kid` (an ALB key endpoint stand-in).
     pub alb_pem: Mutex<Option<String>>,
+    /// Set by [`Upstream::release_held`]: `/api/2.0/mlflow/hold` answers only then.
+    pub released: std::sync::atomic::AtomicBool,
+    pub release: tokio::sync::Notify,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +52,27 @@ impl Upstream {
     }
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.seen.requests.lock().unwrap().clone()
+    }
+    /// Lets the requests waiting at `/api/2.0/mlflow/hold` (and later ones) be answered.
+    pub fn release_held(&self) {
+        self.seen.released.store(true, Ordering::SeqCst);
+        self.seen.release.notify_waiters();
+    }
+}
+
+/// Checks `check` every 20 ms until it gives a value, for at most `timeout`; panics naming `what`.
+/// Tests wait on the condition they need, never for a fixed time.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -142,6 +166,21 @@ async fn handle(
     seen.requests.lock().unwrap().push(record.clone());
 
     let response = match path.as_str() {
+        // Answers once the test calls `release_held` (at most 30 s): the request is in flight for as
+        // long as the test needs, whatever the machine's speed.
+        "/api/2.0/mlflow/hold" => {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let released = seen.release.notified();
+                if seen.released.load(Ordering::SeqCst) {
+                    break full(200, "application/json", r#"{"held":true}"#);
+                }
+                if tokio::time::timeout_at(deadline, released).await.is_err() {
+                    break full(500, "application/json", r#"{"held":"never released"}"#);
+                }
+            }
+        }
+        // An upstream slower than the proxy's --request-timeout (the time is the point here).
         "/api/2.0/mlflow/slow" => {
             let ms: u64 = query_param(&query, "ms")
                 .and_then(|t| t.parse().ok())
@@ -307,6 +346,18 @@ impl Proxy {
     }
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+    /// Waits (at most 10 s) for a log line containing every one of `parts`, and returns it.
+    pub fn wait_for_log(&self, parts: &[&str]) -> String {
+        wait_for(
+            &format!("a log line with {parts:?}"),
+            Duration::from_secs(10),
+            || {
+                self.log_lines()
+                    .into_iter()
+                    .find(|line| parts.iter().all(|p| line.contains(p)))
+            },
+        )
     }
     pub fn terminate(&self) {
         Command::new("kill")

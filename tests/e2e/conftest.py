@@ -83,6 +83,19 @@ def fresh_emulator_config(emulator):
     emulator.reset()
 
 
+def wait_for(what: str, check, timeout: float = 10.0):
+    """Polls `check` until it returns something truthy (returned), for at most `timeout` seconds.
+    Tests wait on the condition they need, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
 def refusals_since(emulator, seq: int) -> list[dict]:
     return [e for e in emulator.log_since(seq) if e.get("outcome") == "refused"]
 

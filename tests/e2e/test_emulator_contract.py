@@ -218,7 +218,7 @@ def test_temporary_credentials(emulator, creds, fresh_emulator_config):
         "UnrecognizedClientException"
     # expiry knob
     emulator.set_config(temp_credentials_ttl=1)
-    time.sleep(1.2)
+    emulator.age(1.2)  # the credentials are now 1.2 s old for the stand-in, without waiting
     body = refusal(ts_call(emulator, tmp, token=c["SessionToken"]))
     assert body["__type"] == "ExpiredTokenException"
     assert body["message"] == "The security token included in the request is expired"
@@ -328,7 +328,7 @@ def test_presigned_url_session_flow(emulator, fresh_emulator_config, kind):
     assert r.status_code == 403 and r.json()["__type"] == "MissingAuthenticationTokenException"
     # session expiry (knob), both response styles
     emulator.set_config(session_ttl=0.5)
-    time.sleep(0.7)
+    emulator.age(0.7)
     r = s.get(i["data_plane_url"] + "/ajax-api/2.0/mlflow/experiments/search?max_results=1")
     assert r.status_code == 401
     emulator.set_config(unauthenticated_ui_response="redirect")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import socket
 import threading
@@ -14,7 +15,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from .conftest import format_refusals, mlflow_json, refusals_since
+from .conftest import format_refusals, mlflow_json, refusals_since, wait_for
 
 
 def _client(proxy) -> MlflowClient:
@@ -93,7 +94,8 @@ def test_assume_role_denied_means_not_ready(emulator, proxy_factory, uniq):
 def test_expiring_credentials_are_refreshed(emulator, proxy_factory, fresh_emulator_config, uniq, tmp_path,
                                            monkeypatch):
     """STS sessions 'expire' 3s after issue (emulator knob). Calls keep working: the proxy refreshes and
-    retries on ExpiredTokenException (or refreshes ahead). Covers GET, POST and PUTs with bodies (replayed)."""
+    retries on ExpiredTokenException (or refreshes ahead). Covers GET, POST and PUTs with bodies (replayed).
+    Time passes for the stand-in's credentials by `emulator.age` rather than by waiting."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # no client retry may hide a failed call
     i = emulator.info
     session = f"e2e-expiry-{uniq}"
@@ -108,16 +110,17 @@ def test_expiring_credentials_are_refreshed(emulator, proxy_factory, fresh_emula
     c = _client(p)
     eid = c.create_experiment(f"expiry {uniq}")
     rid = c.create_run(eid).info.run_id
-    deadline = time.monotonic() + 10
     step = 0
-    while time.monotonic() < deadline:
+    while step < 13:  # 10 s in steps of 0.8 s: the proxy's credentials expire three times on the way
         c.log_metric(rid, "tick", float(step), step=step)  # POST
         assert c.get_run(rid).data.metrics["tick"] == float(step)  # GET
         step += 1
-        time.sleep(0.8)
+        emulator.age(0.8)
+    refused = [e for e in emulator.log_since(seq) if e.get("error_type") == "ExpiredTokenException"]
+    assert len(refused) >= 3, "the credentials never expired: the loop did not exercise the refresh"
     art = tmp_path / "after expiry.txt"
     art.write_text("uploaded with refreshed credentials")
-    time.sleep(3.5)  # whatever session the proxy holds is now expired: the PUT is refused once, then replayed
+    emulator.age(3.5)  # whatever session the proxy holds is now expired: the PUT is refused once, then replayed
     put_seq = emulator.last_seq
     r = requests.put(f"{p.url}/api/2.0/mlflow-artifacts/artifacts/{eid}/{rid}/artifacts/after%20expiry.txt",
                      data=art.read_bytes(), timeout=30)
@@ -128,7 +131,7 @@ def test_expiring_credentials_are_refreshed(emulator, proxy_factory, fresh_emula
     assert puts[0]["body_sha256"] == puts[1]["body_sha256"] and puts[1]["body_bytes"] == art.stat().st_size
     # the same with a body larger than the proxy's in-memory limit (spooled to disk, 4 MiB by default)
     big = bytes(range(256)) * (6 * 4096)
-    time.sleep(3.5)
+    emulator.age(3.5)
     put_seq = emulator.last_seq
     r = requests.put(f"{p.url}/api/2.0/mlflow-artifacts/artifacts/{eid}/{rid}/artifacts/big.bin", data=big,
                      timeout=60)
@@ -229,9 +232,14 @@ def test_idle_upstream_connection_closed_by_server(emulator, target, fresh_emula
     emulator.set_config(idle_timeout=1.0)
     s = requests.Session()
     for i in range(4):
+        seq = emulator.last_seq
         r = s.get(f"{target.url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=30)
         assert r.status_code == 200, r.text
-        time.sleep(1.5)
+        served = [e for e in emulator.log_since(seq) if e["listener"] == "data" and "experiments/search" in e["target"]]
+        assert served, "the request did not reach the upstream"
+        # The next request must find its pooled connection already closed by the server: wait for that.
+        wait_for("the upstream to close the idle connection",
+                 lambda: served[-1]["client"] not in emulator.open_clients())
     emulator.set_config(idle_timeout=60.0)
 
 
@@ -286,9 +294,12 @@ def test_sigterm_drains_in_flight_requests(emulator, proxy_factory, fresh_emulat
 
     t = threading.Thread(target=slow_call)
     t.start()
-    time.sleep(1.0)  # the request is now waiting on the slow upstream
+    # The request is in flight (waiting on the slow upstream) once the proxy counts it.
+    wait_for("the request to be in flight", lambda: re.search(
+        r"^mlflow_proxy_in_flight_requests 1$", requests.get(f"{p.url}/metrics", timeout=5).text, re.M))
     p.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # The listener is closed before the drain is logged.
+    wait_for("the drain to begin", lambda: "draining in-flight requests" in p.tail(200))
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{p.url}/healthz", timeout=5)  # no new connections while draining
     t.join(timeout=30)

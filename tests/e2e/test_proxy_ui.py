@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -47,7 +45,7 @@ def test_ui_session_renewed_after_expiry(emulator, proxy_factory, fresh_emulator
     emulator.set_config(session_ttl=2, unauthenticated_ui_response=expired_response)
     seq = emulator.last_seq
     _ui_roundtrip(p.url, eid)
-    time.sleep(2.5)
+    emulator.age(2.5)  # the stand-in's sessions are now past their 2 s, without waiting
     _ui_roundtrip(p.url, eid)  # the upstream session has expired: the proxy must get a new one
     created = [e for e in emulator.log_since(seq) if e.get("outcome") == "session-created"]
     assert len(created) >= 1

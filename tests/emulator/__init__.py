@@ -124,6 +124,14 @@ class RunningEmulator:
             setattr(self.emu.config, k, v)
         return dict(self.emu.config.__dict__)
 
+    def age(self, seconds: float) -> None:
+        """Everything issued so far becomes `seconds` older (see ``Emulator.age``): expiry without waiting."""
+        self.emu.age(seconds)
+
+    def open_clients(self) -> set[str]:
+        """The peers ("ip:port", as in a log entry's "client") of the connections held open now."""
+        return self.emu.open_clients()
+
     def reset(self) -> None:
         requests.post(self.emu.data_url + "/__emulator/reset", timeout=10).raise_for_status()
 

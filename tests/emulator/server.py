@@ -107,6 +107,15 @@ class AuthTokens:
             self.sessions[sid] = {"arn": arn, "created": now, "expires_at": now + ttl}
         return sid
 
+    def age(self, seconds: float) -> None:
+        """Makes every token and session issued so far `seconds` older (instead of waiting for them to expire)."""
+        with self.lock:
+            for rec in self.tokens.values():
+                rec["expires_at"] -= seconds
+            for rec in self.sessions.values():
+                rec["created"] -= seconds
+                rec["expires_at"] -= seconds
+
     def check_session(self, sid: str, ttl_override: Optional[float]) -> tuple[Optional[dict], str]:
         with self.lock:
             rec = self.sessions.get(sid)
@@ -357,6 +366,9 @@ class Emulator:
         self.data_url = ""
         self.control_url = ""
         self.extra_principals: dict[str, Principal] = {}
+        # Seconds by which `age()` made temporary credentials older, by access key.
+        self.aged: dict[str, float] = {}
+        self.aged_lock = threading.Lock()
         self.created = time.time()
         self._validator = None
 
@@ -391,6 +403,29 @@ class Emulator:
         for t in self.threads:
             t.join(timeout=5)
 
+    # ---------------------------------------------------------------- time
+    def age(self, seconds: float) -> None:
+        """Makes everything issued so far (temporary credentials, presigned tokens, UI sessions) `seconds`
+        older, as if that much time had passed for them; what is issued afterwards starts fresh. Tests use
+        this instead of sleeping until an expiry the stand-in enforces."""
+        with self.aged_lock:
+            for role in self.sts.assumed_roles():
+                self.aged[role.access_key_id] = self.aged.get(role.access_key_id, 0.0) + seconds
+        self.tokens.age(seconds)
+
+    def open_clients(self) -> set[str]:
+        """The peers ("ip:port") of the connections the listeners hold open now."""
+        with self._conns_lock:
+            conns = list(self._conns)
+        out = set()
+        for c in conns:
+            try:
+                host, port = c.getpeername()[:2]
+            except OSError:
+                continue
+            out.add(f"{host}:{port}")
+        return out
+
     # ---------------------------------------------------------------- credentials
     def lookup_principal(self, access_key_id: str) -> Optional[Principal]:
         if access_key_id == self.sts.base_access_key_id:
@@ -400,8 +435,10 @@ class Emulator:
         for role in self.sts.assumed_roles():
             if role.access_key_id == access_key_id:
                 created = role.access_key.create_date
-                issued = created.replace(tzinfo=__import__("datetime").timezone.utc).timestamp()
-                expires = role.expiration.replace(tzinfo=__import__("datetime").timezone.utc).timestamp()
+                with self.aged_lock:
+                    aged = self.aged.get(access_key_id, 0.0)
+                issued = created.replace(tzinfo=__import__("datetime").timezone.utc).timestamp() - aged
+                expires = role.expiration.replace(tzinfo=__import__("datetime").timezone.utc).timestamp() - aged
                 return Principal(access_key_id, role.secret_access_key, role.session_token, "assumed", role.arn,
                                  issued_at=issued, expires_at=expires, session_name=role.session_name)
         return None

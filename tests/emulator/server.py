@@ -208,6 +208,12 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.emu._track(self.connection, True)
 
+    def handle_one_request(self) -> None:
+        # The idle timeout in force now, for connections opened before a test changed it too: each wait
+        # for the next request on a kept-alive connection is bounded by the current setting.
+        self.connection.settimeout(self.emu.config.idle_timeout)
+        super().handle_one_request()
+
     def finish(self) -> None:
         try:
             super().finish()

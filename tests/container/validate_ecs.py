@@ -75,7 +75,8 @@ def expand_if(items: list) -> list:
     for item in items:
         if isinstance(item, dict) and list(item) == ["Fn::If"]:
             _, yes, no = item["Fn::If"]
-            out.extend(b for b in (yes, no) if b != {"Ref": "AWS::NoValue"})
+            # A branch may itself be an !If (nested conditions).
+            out.extend(expand_if([b for b in (yes, no) if b != {"Ref": "AWS::NoValue"}]))
         else:
             out.append(item)
     return out
@@ -173,7 +174,7 @@ def policy_statements(name: str) -> list[dict]:
 
 def actions_of(statements: list[dict]) -> list[str]:
     out: list[str] = []
-    for s in statements:
+    for s in expand_if(statements):
         a = s["Action"]
         out.extend([a] if isinstance(a, str) else a)
     return out
@@ -188,6 +189,12 @@ check(not resources["TaskRole"]["Properties"].get("Policies") and not resources[
       "proxy.yaml: the task role has no unconditional permissions (all in conditional policies)")
 all_actions = [a for r in task_role_policies.values() for a in actions_of(r["Properties"]["PolicyDocument"]["Statement"])]
 check(all("*" not in a for a in all_actions), "proxy.yaml: no wildcard actions in the task role")
+
+# The artifact gateway's statements hold exactly what src/artifacts calls on S3 (and the bucket key).
+gateway = sorted(actions_of(policy_statements("TaskRoleArtifactStorePolicy")))
+check(gateway == sorted(["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                         "s3:AbortMultipartUpload", "kms:Decrypt", "kms:GenerateDataKey"]),
+      f"proxy.yaml: the artifact gateway gets exactly its S3 and KMS actions {gateway}")
 
 read = actions_of(policy_statements("TaskRoleTrackingServerReadPolicy"))
 write = actions_of(policy_statements("TaskRoleTrackingServerWritePolicy"))

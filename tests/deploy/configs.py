@@ -107,6 +107,8 @@ AUTH_EXTRAS = {
 }
 APP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-app/app-ABCDEF123456"
 SERVER_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/existing-server"
+# An existing upstream's ArtifactStoreUri, which the artifact gateway's IAM statements name.
+EXISTING_STORE = {"ArtifactBucketName": "existing-mlflow-artifacts", "ArtifactPrefix": "mlflow"}
 
 
 def sample_token_line() -> tuple[str, str]:
@@ -140,8 +142,15 @@ def ecs_parameter_sets(template: cfn.LDict) -> Iterator[tuple[str, dict[str, str
         for ui in declared["UiAuth"]["AllowedValues"]:
             p = {**base, **_declared(template, AUTH_EXTRAS.get(auth, {})), "ProxyAuth": auth, "UiAuth": ui}
             yield f"ProxyAuth={auth!r} UiAuth={ui!r}", p
-    yield "existing Tracking Server", {**base, "MlflowArn": SERVER_ARN}
-    yield "MLflow App", {**base, "MlflowArn": APP_ARN}
+    store = _declared(template, EXISTING_STORE)
+    yield "existing Tracking Server", {**base, **store, "MlflowArn": SERVER_ARN}
+    yield "MLflow App", {**base, **store, "MlflowArn": APP_ARN}
+    if "ArtifactGateway" in declared:
+        yield "existing Tracking Server, artifact gateway off", {
+            **base, "MlflowArn": SERVER_ARN, "ArtifactGateway": "false"}
+        yield "MLflow App, store at the bucket's root, SSE-KMS", {
+            **base, "MlflowArn": APP_ARN, "ArtifactBucketName": "existing-mlflow-artifacts",
+            "ArtifactKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}
     yield "AssumeRoleArn + ExternalId", {**base, "AssumeRoleArn": f"arn:aws:iam::{ACCOUNT}:role/mlflow-access",
                                          "AssumeRoleExternalId": "example-external-id"}
     if "PerUserSessions" in declared:

@@ -63,7 +63,7 @@ def proxy_binary() -> Path:
 
 
 # Variables that say where the proxy's credentials and its upstreams are: replaced by the stand-in's.
-REDIRECTED = re.compile(r"^(AWS_.*|MLFLOW_PROXY_(ARN|UPSTREAM_URL|ASSUME_ROLE_ARN|LISTEN|ADMIN_LISTEN)|"
+REDIRECTED = re.compile(r"^(AWS_.*|MLFLOW_PROXY_(ARN|UPSTREAM_URL|ASSUME_ROLE_ARN|LISTEN|ADMIN_LISTEN|ARTIFACT_STORE_URI)|"
                         r"OTEL_EXPORTER_OTLP(_TRACES|_METRICS)?_ENDPOINT|SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT)$")
 
 
@@ -85,6 +85,9 @@ def redirected_env(launch: Launch, emu, tmp: Path) -> tuple[dict[str, str], str]
         env.update({k: v for k, v in stand_in.items() if k.startswith(("MLFLOW_PROXY_ARN", "MLFLOW_PROXY_UPSTREAM_URL",
                                                                         "AWS_ENDPOINT_URL", "AWS_EC2_METADATA",
                                                                         "AWS_REGION"))})
+        # A store the configuration names is replaced by the stand-in's one (the gateway lists it at start).
+        if given.get("MLFLOW_PROXY_ARTIFACT_STORE_URI"):
+            env["MLFLOW_PROXY_ARTIFACT_STORE_URI"] = info["artifact_root"]
         if given.get("MLFLOW_PROXY_ASSUME_ROLE_ARN"):
             external = given.get("MLFLOW_PROXY_ASSUME_ROLE_EXTERNAL_ID", "").strip()
             if external:
@@ -224,6 +227,9 @@ def _base() -> dict[str, str]:
     ({"ProxyAuth": "alb-oidc"}, "AlbOidcNeedsOidcAtTheLoadBalancer"),
     ({"ProxyAuth": "token"}, "TokenAuthNeedsTokens"),
     ({"ProxyAuth": "trusted-header", "AllowedIngressCidr": "0.0.0.0/0"}, "TrustedHeaderNeedsInternalLoadBalancer"),
+    # The gateway's IAM statements must name the existing upstream's store.
+    ({"MlflowArn": "arn:aws:sagemaker:eu-west-1:111122223333:mlflow-tracking-server/existing-server"},
+     "GatewayOnExistingUpstreamNeedsItsStore"),
 ])
 def test_template_rules_refuse_unsafe_or_broken_stacks(extra, rule):
     got = _refusals({**_base(), **extra})

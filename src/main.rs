@@ -4,17 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use sagemaker_mlflow_proxy::observe::telemetry;
-use sagemaker_mlflow_proxy::serve::workers::{self, WorkerHandles, Workers};
-use sagemaker_mlflow_proxy::serve::{healthcheck, server};
-use sagemaker_mlflow_proxy::{app, settings as config};
+use sagemaker_mlflow_proxy::run::{self, healthcheck, App, Telemetry, WorkerHandles, Workers};
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
-    if let Some(config::Command::Healthcheck) = cli.command {
+    let cli = run::Cli::parse();
+    if let Some(run::Command::Healthcheck) = cli.command {
         return healthcheck::run(cli.args.listen, cli.args.tls_cert.as_deref());
     }
-    let settings = match cli.args.validate(&config::PluginEnv::from_process_env()) {
+    let settings = match cli.args.validate(&run::PluginEnv::from_process_env()) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("sagemaker-mlflow-proxy: {e}");
@@ -22,7 +19,7 @@ fn main() -> ExitCode {
         }
     };
     // Worker 0: the main thread's own single-threaded runtime (see `workers`).
-    let runtime = match workers::main_runtime() {
+    let runtime = match run::main_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("sagemaker-mlflow-proxy: cannot start the async runtime: {e}");
@@ -32,8 +29,8 @@ fn main() -> ExitCode {
     runtime.block_on(run(settings))
 }
 
-async fn run(settings: config::Settings) -> ExitCode {
-    let telemetry = telemetry::init(
+async fn run(settings: run::Settings) -> ExitCode {
+    let telemetry = run::init_telemetry(
         settings.log_format,
         &settings.log_level,
         settings.otlp.as_ref(),
@@ -56,8 +53,8 @@ async fn run(settings: config::Settings) -> ExitCode {
 }
 
 async fn serve(
-    settings: config::Settings,
-    telemetry: &telemetry::Telemetry,
+    settings: run::Settings,
+    telemetry: &Telemetry,
     workers: std::sync::Arc<WorkerHandles>,
 ) -> ExitCode {
     let listen = settings.listen;
@@ -78,10 +75,10 @@ async fn serve(
         },
         None => None,
     };
-    if settings.auth.modes.contains(&config::AuthMode::None) && !listen.ip().is_loopback() {
+    if settings.auth.modes.contains(&run::AuthMode::None) && !listen.ip().is_loopback() {
         tracing::warn!(%listen, "inbound authentication is off (--auth none) and the proxy listens beyond loopback: anyone who reaches it acts with its AWS identity");
     }
-    let app = match app::App::new(settings).await {
+    let app = match App::new(settings).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -120,13 +117,13 @@ async fn serve(
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(admin_listen = %bound, "admin endpoints listening");
-        tokio::spawn(server::serve_admin(
+        tokio::spawn(run::serve_admin(
             app.clone(),
             admin,
             stopped(stop_rx.clone()),
         ));
     }
-    server::serve(app, listener, tls, workers, stopped(stop_rx)).await;
+    run::serve(app, listener, tls, workers, stopped(stop_rx)).await;
     ExitCode::SUCCESS
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use sagemaker_mlflow_proxy::gate::auth::alb::testing::{alb_header, expiry_in, TestSigner};
+use sagemaker_mlflow_proxy::testing::{alb_header, expiry_in, TestSigner};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sagemaker_mlflow_proxy::settings::target::{MlflowArn, SigningTarget, Upstream};
+use sagemaker_mlflow_proxy::fuzzing::{MlflowArn, SigningTarget, Upstream};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sagemaker_mlflow_proxy::gate::auth::alb::parse_and_check;
+use sagemaker_mlflow_proxy::fuzzing::parse_and_check;
 
 const SIGNER: &str = "arn:aws:elasticloadbalancing:us-west-2:111122223333:loadbalancer/app/mlflow/abc";
 

@@ -3,14 +3,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sagemaker_mlflow_proxy::mlflow::routes::{classify, is_mlflow_api_path};
-use sagemaker_mlflow_proxy::net::form::percent_decode_strict;
-use sagemaker_mlflow_proxy::upstream::{path, query};
+use sagemaker_mlflow_proxy::fuzzing::{
+    canonicalize_query, classify, is_mlflow_api_path, percent_decode_strict, validate_path,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (path_part, query_part) = text.split_once('?').unwrap_or((text, ""));
-    if path::validate_path(path_part).is_ok() {
+    if validate_path(path_part).is_ok() {
         for segment in path_part.split('/') {
             let decoded = percent_decode_strict(segment).expect("validated");
             assert!(*decoded != *b"." && *decoded != *b"..");
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = is_mlflow_api_path(path_part);
     }
-    if let Ok(canonical) = query::canonicalize_query(query_part) {
-        assert_eq!(query::canonicalize_query(&canonical).ok().as_deref(), Some(canonical.as_str()));
+    if let Ok(canonical) = canonicalize_query(query_part) {
+        assert_eq!(canonicalize_query(&canonical).ok().as_deref(), Some(canonical.as_str()));
     }
 });

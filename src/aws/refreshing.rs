@@ -111,6 +111,7 @@ impl<S: Source> Refreshing<S> {
         &self.source
     }
 
+    #[cfg(test)]
     pub fn clock(&self) -> Clock {
         self.clock
     }

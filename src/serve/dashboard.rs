@@ -14,6 +14,7 @@ struct Assets;
 
 const INDEX: &str = "index.html";
 
+#[cfg(test)]
 /// Whether a dashboard was embedded (false only in debug builds made without `make frontend`).
 pub fn is_embedded() -> bool {
     Assets::get(INDEX).is_some()

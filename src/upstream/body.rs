@@ -66,6 +66,7 @@ impl PreparedBody {
         &self.sha256_hex
     }
 
+    #[cfg(test)]
     pub fn is_spooled(&self) -> bool {
         matches!(self.stored, Stored::Spooled { .. })
     }

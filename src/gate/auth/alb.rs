@@ -241,7 +241,9 @@ impl AlbVerifier {
     }
 }
 
-/// Test helpers: a P-256 key pair that signs ALB-shaped tokens. Used by unit and integration tests.
+/// Test helpers: a P-256 key pair that signs ALB-shaped tokens. Used by unit and integration tests;
+/// not compiled into the release binary.
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing {
     use super::*;
     use aws_lc_rs::rand::SystemRandom;

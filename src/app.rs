@@ -69,17 +69,7 @@ impl App {
         let frame_policy = browser::frame_ancestors_policy(&settings.frame_ancestors);
         let ui_session = match (&aws, &settings.upstream.signing, settings.ui_auth) {
             (Some(aws), Some(signing), Some(UiAuth::PresignedSession)) => {
-                let endpoint = settings
-                    .sagemaker_endpoint
-                    .clone()
-                    .unwrap_or_else(|| sagemaker::default_endpoint(&signing.region));
-                let control = ControlPlane::new(
-                    &endpoint,
-                    &signing.region,
-                    aws.credentials.clone(),
-                    forwarder.client(),
-                    settings.request_timeout.min(Duration::from_secs(30)),
-                )?;
+                let control = Self::control_plane(&settings, aws, &signing.region, &forwarder)?;
                 Some(UiSession::new(
                     control,
                     signing.arn.clone(),
@@ -108,6 +98,27 @@ impl App {
         }))
     }
 
+    /// The SageMaker control plane (`AWS_ENDPOINT_URL_SAGEMAKER` or the region's endpoint), signed with
+    /// the proxy's credentials; used by the UI session and the artifact store's discovery.
+    fn control_plane(
+        settings: &Settings,
+        aws: &Aws,
+        region: &str,
+        forwarder: &Forwarder,
+    ) -> Result<ControlPlane, Error> {
+        let endpoint = settings
+            .sagemaker_endpoint
+            .clone()
+            .unwrap_or_else(|| sagemaker::default_endpoint(region));
+        ControlPlane::new(
+            &endpoint,
+            region,
+            aws.credentials.clone(),
+            forwarder.client(),
+            settings.request_timeout.min(Duration::from_secs(30)),
+        )
+    }
+
     /// The artifact gateway, when on: the store found with SageMaker's `Describe…` (retried in the
     /// background if that fails now) unless `--artifact-store-uri` names it.
     async fn artifact_gateway(
@@ -120,17 +131,7 @@ impl App {
         else {
             return Ok(None);
         };
-        let endpoint = settings
-            .sagemaker_endpoint
-            .clone()
-            .unwrap_or_else(|| sagemaker::default_endpoint(&signing.region));
-        let control = ControlPlane::new(
-            &endpoint,
-            &signing.region,
-            aws.credentials.clone(),
-            forwarder.client(),
-            settings.request_timeout.min(Duration::from_secs(30)),
-        )?;
+        let control = Self::control_plane(settings, aws, &signing.region, forwarder)?;
         let discovery = artifacts::Discovery {
             control,
             arn: signing.arn.clone(),

@@ -2,7 +2,7 @@
 //! path a client sends to an S3 key under that root. Anything that could name another key (`..`, `.`,
 //! encoded `/` or `\`, absolute paths, control characters, broken escapes) is refused before any S3 call.
 
-use std::borrow::Cow;
+use crate::net::form::percent_decode_strict;
 
 /// Why an artifact path was refused (the message of the 400 answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,30 +206,11 @@ pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Query-string decoding as MLflow's server does it (`+` is a space), strict about escapes.
+/// Query-string decoding as MLflow's server does it (`+` is a space), strict about escapes and about
+/// UTF-8 (an artifact path that is not text is refused, not repaired).
 pub fn decode_query_value(value: &str) -> Option<String> {
-    let spaced: Cow<'_, str> = if value.contains('+') {
-        Cow::Owned(value.replace('+', " "))
-    } else {
-        Cow::Borrowed(value)
-    };
-    let bytes = spaced.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = value.replace('+', " ");
+    String::from_utf8(percent_decode_strict(&spaced)?.into_owned()).ok()
 }
 
 #[cfg(test)]

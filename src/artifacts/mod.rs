@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::aws::sagemaker::ControlPlane;
 use crate::error::Error;
+use crate::mlflow::routes::artifact_api_rest;
 use crate::settings::artifacts::GatewaySettings;
 use crate::settings::target::MlflowArn;
 use keys::StoreRoot;
@@ -48,9 +49,7 @@ pub enum Route<'a> {
 
 /// The gateway's route for an MLflow path, if it is one of the artifact API's.
 pub fn route(path: &str) -> Option<Route<'_>> {
-    let rest = path
-        .strip_prefix("/api/2.0/mlflow-artifacts/")
-        .or_else(|| path.strip_prefix("/ajax-api/2.0/mlflow-artifacts/"))?;
+    let rest = artifact_api_rest(path)?;
     if rest == "artifacts" || rest == "artifacts/" {
         return Some(Route::List);
     }

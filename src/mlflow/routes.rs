@@ -1,38 +1,91 @@
-//! The one table that classifies every MLflow route as `read`, `write`, `delete` or `admin`.
+//! The one MLflow route table: which paths belong to MLflow's HTTP API (the server forwards them) and
+//! the class of each operation, `read`, `write`, `delete` or `admin` (the gate's policy, metrics, logs).
 //!
-//! Paths are matched after the proxy's own checks (no `..`, no `//`), case-sensitively, on the upstream
-//! path (the `/mlflow` UI prefix already stripped). The `/api` and `/ajax-api` twins and the 2.0 and 3.0
-//! versions share one entry. Anything not in the table is unknown, and unknown routes are denied when a
-//! policy is in force.
+//! Both questions are answered from [`ROOTS`]: a path is MLflow's when one of its roots claims it, and
+//! the root that claims it says how its operations are classed. Paths are matched after the proxy's own
+//! checks (no `..`, no `//`), case-sensitively, on the upstream path (the `/mlflow` UI prefix already
+//! stripped). The `/api` and `/ajax-api` twins and the 2.0 and 3.0 versions share one entry. A path
+//! under `/api/` that no operation lists is still MLflow's (a newer server may have it) but its class
+//! is unknown, and unknown routes are denied when a policy is in force.
 
 use http::Method;
 
-/// Path prefixes of MLflow's REST API and downloads that are forwarded unchanged (PROTOCOL.md section 4).
-const MLFLOW_PREFIXES: [&str; 2] = ["/api/", "/ajax-api/"];
-/// Exact MLflow paths (and their sub-paths) forwarded unchanged.
-const MLFLOW_ROUTES: [&str; 6] = [
-    "/get-artifact",
-    "/model-versions/get-artifact",
-    "/graphql",
-    "/version",
-    "/health",
-    "/v1/traces",
+/// How the operations under one root are classed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Root {
+    /// MLflow's REST operations, looked up in [`OPERATIONS`] by the rest of the path.
+    Rest,
+    /// The artifact API (`mlflow-artifacts/artifacts/<path>` and multipart uploads).
+    Artifacts,
+    /// `/graphql`: a query reads, a mutation writes.
+    GraphQl,
+    /// A single operation on the root's own path.
+    Single(Methods, Class),
+    /// MLflow's, but listing no operation (a newer server's route, or a misspelt one).
+    Unlisted,
+}
+
+/// Every root of MLflow's HTTP API, first match wins. A root ending in `/` claims every path under
+/// it; any other claims its own path and the paths below it (PROTOCOL.md section 4).
+const ROOTS: &[(&str, Root)] = &[
+    ("/api/2.0/mlflow/", Root::Rest),
+    ("/api/3.0/mlflow/", Root::Rest),
+    ("/ajax-api/2.0/mlflow/", Root::Rest),
+    ("/ajax-api/3.0/mlflow/", Root::Rest),
+    ("/api/2.0/mlflow-artifacts/", Root::Artifacts),
+    ("/ajax-api/2.0/mlflow-artifacts/", Root::Artifacts),
+    ("/api/", Root::Unlisted),
+    ("/ajax-api/", Root::Unlisted),
+    ("/graphql", Root::GraphQl),
+    ("/get-artifact", Root::Single(Methods::Get, Class::Read)),
+    (
+        "/model-versions/get-artifact",
+        Root::Single(Methods::Get, Class::Read),
+    ),
+    ("/version", Root::Single(Methods::Get, Class::Read)),
+    ("/health", Root::Single(Methods::Get, Class::Read)),
+    ("/v1/traces", Root::Single(Methods::Post, Class::Write)),
 ];
+
 /// The proxy's own JSON API lives under `/api/` but is never forwarded.
 pub const PROXY_API_PREFIX: &str = "/api/proxy/";
+
+/// The root that claims `path`, and the rest of the path below it.
+fn claim(path: &str) -> Option<(Root, &str)> {
+    ROOTS.iter().find_map(|(root_path, root)| {
+        let rest = path.strip_prefix(root_path)?;
+        let claimed = root_path.ends_with('/') || rest.is_empty() || rest.starts_with('/');
+        claimed.then_some((*root, rest))
+    })
+}
 
 /// Whether `path` belongs to MLflow's HTTP API (and is therefore forwarded upstream).
 pub fn is_mlflow_api_path(path: &str) -> bool {
     if path.starts_with(PROXY_API_PREFIX) || path == "/api/proxy" {
         return false;
     }
-    MLFLOW_PREFIXES
-        .iter()
-        .any(|prefix| path.starts_with(prefix))
-        || MLFLOW_ROUTES.iter().any(|route| {
-            path.strip_prefix(route)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+    claim(path).is_some()
+}
+
+/// The path with one trailing slash dropped (MLflow's routes answer both ways).
+fn without_trailing_slash(path: &str) -> &str {
+    path.strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path)
+}
+
+/// Whether `path` is MLflow's GraphQL endpoint, whose class depends on the query in its body.
+pub fn is_graphql(path: &str) -> bool {
+    claim(without_trailing_slash(path)) == Some((Root::GraphQl, ""))
+}
+
+/// The part of an artifact API path after `mlflow-artifacts/` (still percent-encoded), when `path`
+/// is one.
+pub fn artifact_api_rest(path: &str) -> Option<&str> {
+    match claim(path) {
+        Some((Root::Artifacts, rest)) => Some(rest),
+        _ => None,
+    }
 }
 
 #[derive(
@@ -87,7 +140,7 @@ impl RouteClass {
 }
 
 /// Which methods an entry applies to.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Methods {
     /// GET and HEAD.
     Get,
@@ -247,58 +300,45 @@ pub fn graphql_class(body: &[u8]) -> Class {
 
 /// Classifies an upstream path and method. `graphql_body` is the body of a `POST /graphql`.
 pub fn classify(method: &Method, path: &str, graphql_body: Option<&[u8]>) -> Option<Class> {
-    let trimmed = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    for prefix in [
-        "/api/2.0/mlflow/",
-        "/api/3.0/mlflow/",
-        "/ajax-api/2.0/mlflow/",
-        "/ajax-api/3.0/mlflow/",
-    ] {
-        if let Some(operation) = trimmed.strip_prefix(prefix) {
-            return OPERATIONS
-                .iter()
-                .find(|(methods, pattern, _)| {
-                    methods.matches(method) && segments_match(pattern, operation)
-                })
-                .map(|(_, _, class)| *class);
-        }
-    }
-    for prefix in [
-        "/api/2.0/mlflow-artifacts/",
-        "/ajax-api/2.0/mlflow-artifacts/",
-    ] {
-        if let Some(rest) = trimmed.strip_prefix(prefix) {
-            let under_artifacts = rest == "artifacts" || rest.starts_with("artifacts/");
-            let mpu = ["mpu/create/", "mpu/complete/", "mpu/abort/"]
-                .iter()
-                .any(|p| rest.starts_with(p));
-            return match *method {
-                Method::GET | Method::HEAD if under_artifacts => Some(Read),
-                Method::PUT if under_artifacts => Some(Write),
-                Method::DELETE if under_artifacts => Some(Delete),
-                Method::POST if mpu => Some(Write),
-                _ => None,
-            };
-        }
-    }
-    let get = *method == Method::GET || *method == Method::HEAD;
-    match trimmed {
-        "/graphql" if get => Some(graphql_class(graphql_body.unwrap_or_default())),
-        "/graphql" if *method == Method::POST => {
+    let trimmed = without_trailing_slash(path);
+    let get = Methods::Get.matches(method);
+    match claim(trimmed) {
+        Some((Root::Rest, operation)) => OPERATIONS
+            .iter()
+            .find(|(methods, pattern, _)| {
+                methods.matches(method) && segments_match(pattern, operation)
+            })
+            .map(|(_, _, class)| *class),
+        Some((Root::Artifacts, rest)) => classify_artifact_call(method, rest),
+        Some((Root::GraphQl, "")) if get || *method == Method::POST => {
             Some(graphql_class(graphql_body.unwrap_or_default()))
         }
-        "/get-artifact" | "/model-versions/get-artifact" | "/version" | "/health" if get => {
-            Some(Read)
-        }
-        "/v1/traces" if *method == Method::POST => Some(Write),
+        Some((Root::Single(methods, class), "")) if methods.matches(method) => Some(class),
+        Some(_) => None,
         // The UI's own files (index and static assets under /mlflow/).
-        "/" if get => Some(Read),
-        p if get && (p.starts_with("/static-files/") || p == "/favicon.ico") => Some(Read),
+        None if get && is_ui_file(trimmed) => Some(Read),
+        None => None,
+    }
+}
+
+/// The class of an artifact API call, from what follows `mlflow-artifacts/`.
+fn classify_artifact_call(method: &Method, rest: &str) -> Option<Class> {
+    let under_artifacts = rest == "artifacts" || rest.starts_with("artifacts/");
+    let mpu = ["mpu/create/", "mpu/complete/", "mpu/abort/"]
+        .iter()
+        .any(|p| rest.starts_with(p));
+    match *method {
+        Method::GET | Method::HEAD if under_artifacts => Some(Read),
+        Method::PUT if under_artifacts => Some(Write),
+        Method::DELETE if under_artifacts => Some(Delete),
+        Method::POST if mpu => Some(Write),
         _ => None,
     }
+}
+
+/// The MLflow UI's index page and static assets (served under `/mlflow/`).
+fn is_ui_file(path: &str) -> bool {
+    path == "/" || path == "/favicon.ico" || path.starts_with("/static-files/")
 }
 
 #[cfg(test)]
@@ -334,6 +374,51 @@ mod tests {
         ] {
             assert!(!is_mlflow_api_path(path), "{path}");
         }
+    }
+
+    #[test]
+    fn no_root_is_shadowed_by_an_earlier_one() {
+        for (root_path, root) in ROOTS {
+            let below = format!("{}/x", root_path.trim_end_matches('/'));
+            assert_eq!(claim(&below).map(|(r, _)| r), Some(*root), "{below}");
+            assert!(is_mlflow_api_path(&below), "{below}");
+        }
+    }
+
+    #[test]
+    fn every_classified_api_path_is_recognised() {
+        let cases: Vec<(Method, String)> = OPERATIONS
+            .iter()
+            .map(|(methods, pattern, _)| {
+                let method = match methods {
+                    Methods::Get | Methods::GetOrPost => Method::GET,
+                    Methods::Post => Method::POST,
+                    Methods::Patch => Method::PATCH,
+                    Methods::Delete => Method::DELETE,
+                };
+                (
+                    method,
+                    format!("/api/2.0/mlflow/{}", pattern.replace('*', "x1")),
+                )
+            })
+            .collect();
+        for (method, path) in &cases {
+            assert!(classify(method, path, None).is_some(), "{method} {path}");
+            assert!(is_mlflow_api_path(path), "{path}");
+        }
+        assert!(is_graphql("/graphql") && is_graphql("/graphql/"));
+        assert!(!is_graphql("/graphql/x") && !is_graphql("/api/2.0/mlflow/graphql"));
+        assert_eq!(
+            artifact_api_rest("/ajax-api/2.0/mlflow-artifacts/artifacts/a"),
+            Some("artifacts/a")
+        );
+        assert_eq!(artifact_api_rest("/api/2.0/mlflow/artifacts/list"), None);
+        // Sub-paths of a single-operation root are MLflow's, but not that operation.
+        assert!(is_mlflow_api_path("/get-artifact/x"));
+        assert_eq!(classify(&Method::GET, "/get-artifact/x", None), None);
+        assert_eq!(classify(&Method::GET, "/get-artifact", None), Some(Read));
+        assert_eq!(classify(&Method::GET, "/v1/traces", None), None);
+        assert_eq!(classify(&Method::POST, "/v1/traces", None), Some(Write));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::gate::audit;
 use crate::gate::auth::Identity;
 use crate::gate::browser;
 use crate::gate::policy;
-use crate::mlflow::routes::RouteClass;
+use crate::mlflow::routes::{is_graphql, RouteClass};
 use crate::net::client_addr::ClientAddr;
 use crate::net::form::{decode_form_value, query_pairs};
 use crate::upstream::ui;
@@ -188,7 +188,7 @@ where
     E: std::fmt::Display + Send,
     B: Buf,
 {
-    let is_graphql = upstream_path.trim_end_matches('/') == "/graphql";
+    let is_graphql = is_graphql(upstream_path);
     let query = inbound.query.clone().unwrap_or_default();
     let provisional = policy::classify(&inbound.method, upstream_path, Some(query.as_bytes()));
     let declared_len = inbound

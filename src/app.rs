@@ -52,7 +52,7 @@ impl App {
             Some(signing) => Some(Aws::load(&settings, &signing.region).await?),
             None => None,
         };
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::new(settings.worker_threads));
         let forwarder = Forwarder::new(&settings, stats.clone());
         let authenticator =
             Authenticator::new(&settings.auth, forwarder.client()).map_err(Error::Internal)?;

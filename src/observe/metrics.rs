@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram as OtelHistogram, Meter};
 use opentelemetry::KeyValue;
+
+use crate::observe::per_worker::PerWorker;
 
 /// Latency histogram bucket bounds in seconds.
 const BUCKETS: [f64; 14] = [
@@ -40,6 +42,14 @@ impl Histogram {
         self.count += 1;
         self.sum += secs;
     }
+
+    fn add(&mut self, other: &Histogram) {
+        for (sum, count) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *sum += count;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+    }
 }
 
 #[derive(Default)]
@@ -48,6 +58,24 @@ struct Inner {
     latency: BTreeMap<&'static str, Histogram>,
     upstream_latency: BTreeMap<&'static str, Histogram>,
     upstream_errors: BTreeMap<&'static str, u64>,
+}
+
+impl Inner {
+    /// Adds another worker's figures to these.
+    fn add(&mut self, other: &Inner) {
+        for (key, n) in &other.requests {
+            *self.requests.entry(*key).or_default() += n;
+        }
+        for (class, h) in &other.latency {
+            self.latency.entry(class).or_default().add(h);
+        }
+        for (class, h) in &other.upstream_latency {
+            self.upstream_latency.entry(class).or_default().add(h);
+        }
+        for (kind, n) in &other.upstream_errors {
+            *self.upstream_errors.entry(kind).or_default() += n;
+        }
+    }
 }
 
 /// Why a request got no answer from the upstream.
@@ -69,9 +97,9 @@ impl UpstreamErrorKind {
     }
 }
 
-#[derive(Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// Each worker's own counts, merged when scraped.
+    inner: PerWorker<Inner>,
     otlp: OnceLock<OtlpInstruments>,
 }
 
@@ -102,6 +130,14 @@ fn method_label(method: &http::Method) -> &'static str {
 }
 
 impl Metrics {
+    /// Metrics for `workers` worker threads.
+    pub fn new(workers: usize) -> Self {
+        Metrics {
+            inner: PerWorker::new(workers),
+            otlp: OnceLock::new(),
+        }
+    }
+
     /// Records one finished request; `upstream` is the time to the upstream's response head, when the
     /// request got that far.
     pub fn record(
@@ -113,7 +149,7 @@ impl Metrics {
         upstream: Option<Duration>,
     ) {
         let method = method_label(method);
-        if let Ok(mut inner) = self.inner.lock() {
+        self.inner.with_mine(|inner| {
             *inner.requests.entry((class, method, status)).or_default() += 1;
             inner.latency.entry(class).or_default().observe(latency);
             if let Some(upstream) = upstream {
@@ -123,7 +159,7 @@ impl Metrics {
                     .or_default()
                     .observe(upstream);
             }
-        }
+        });
         if let Some(otlp) = self.otlp.get() {
             let attributes = [
                 KeyValue::new("mlflow.route_class", class),
@@ -142,9 +178,8 @@ impl Metrics {
     /// Counts an upstream failure (`unreachable`, `timeout`, `no-credentials`, `body`).
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {
         let kind = kind.label();
-        if let Ok(mut inner) = self.inner.lock() {
-            *inner.upstream_errors.entry(kind).or_default() += 1;
-        }
+        self.inner
+            .with_mine(|inner| *inner.upstream_errors.entry(kind).or_default() += 1);
         if let Some(otlp) = self.otlp.get() {
             otlp.upstream_errors
                 .add(1, &[KeyValue::new("error.type", kind)]);
@@ -180,9 +215,8 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let Ok(inner) = self.inner.lock() else {
-            return out;
-        };
+        let mut inner = Inner::default();
+        self.inner.for_each(|shard| inner.add(shard));
         out.push_str("# HELP mlflow_proxy_requests_total Requests answered, by route class, method and status.\n");
         out.push_str("# TYPE mlflow_proxy_requests_total counter\n");
         for ((class, method, status), n) in &inner.requests {
@@ -258,7 +292,7 @@ mod tests {
 
     #[test]
     fn renders_counters_and_histograms() {
-        let m = Metrics::default();
+        let m = Metrics::new(1);
         m.record(
             "read",
             &http::Method::GET,
@@ -307,5 +341,41 @@ mod tests {
         assert!(text.contains("mlflow_proxy_in_flight_requests 2"));
         assert!(text.contains("mlflow_proxy_credential_refreshes_total 1"));
         assert!(!text.contains("ui_session_renewals"));
+    }
+
+    #[test]
+    fn a_scrape_merges_every_worker() {
+        let m = Metrics::new(2);
+        std::thread::scope(|scope| {
+            for worker in 0..2 {
+                let m = &m;
+                scope.spawn(move || {
+                    crate::net::worker::set_current_index(worker);
+                    for _ in 0..=worker {
+                        m.record(
+                            "read",
+                            &http::Method::GET,
+                            200,
+                            Duration::from_millis(3),
+                            Some(Duration::from_millis(2)),
+                        );
+                    }
+                    m.upstream_error(UpstreamErrorKind::Timeout);
+                });
+            }
+        });
+        let text = m.render(&Gauges {
+            in_flight: 0,
+            credential_refreshes: None,
+            ui_session_renewals: None,
+        });
+        assert!(text.contains(
+            "mlflow_proxy_requests_total{class=\"read\",method=\"GET\",status=\"200\"} 3"
+        ));
+        assert!(text.contains("mlflow_proxy_request_duration_seconds_count{class=\"read\"} 3"));
+        assert!(text.contains(
+            "mlflow_proxy_request_duration_seconds_bucket{class=\"read\",le=\"0.005\"} 3"
+        ));
+        assert!(text.contains("mlflow_proxy_upstream_errors_total{kind=\"timeout\"} 2"));
     }
 }

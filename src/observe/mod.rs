@@ -3,5 +3,6 @@
 
 pub mod access_log;
 pub mod metrics;
+pub mod per_worker;
 pub mod stats;
 pub mod telemetry;

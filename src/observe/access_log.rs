@@ -38,7 +38,7 @@ pub struct AccessLog {
     pub method: http::Method,
     /// The route class (`read`, `write`, ..., `ui`, `unknown`) for metrics.
     pub class: &'static str,
-    pub path: String,
+    pub path: std::sync::Arc<str>,
     pub status: u16,
     pub request_id: String,
     pub remote: Option<std::net::SocketAddr>,

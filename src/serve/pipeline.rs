@@ -30,11 +30,11 @@ pub async fn handle_api_request(
     request: http::Request<hyper::body::Incoming>,
 ) -> warp::reply::Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_string();
+    let path: Arc<str> = Arc::from(parts.uri.path());
     let inbound = Inbound {
         method: parts.method,
         path: path.clone(),
-        query: Some(parts.uri.query().unwrap_or_default().to_string()),
+        query: parts.uri.query().map(Arc::from),
         headers: parts.headers,
         remote: parts.extensions.get::<ClientAddr>().map(|a| a.0),
         body: http_body_util::BodyDataStream::new(body),
@@ -104,7 +104,7 @@ where
             let serve = gateway.serve(
                 route,
                 &inbound.method,
-                &inspected.query,
+                inspected.query(),
                 &inbound.headers,
                 body,
                 &identity.name,
@@ -169,9 +169,16 @@ struct Inspected {
     /// The class for metrics and logs.
     route: RouteClass,
     /// The raw query string.
-    query: String,
+    query: Option<Arc<str>>,
     /// The body, when it was read ahead.
     body: Option<Bytes>,
+}
+
+impl Inspected {
+    /// The raw query string (empty when there is none).
+    fn query(&self) -> &str {
+        self.query.as_deref().unwrap_or_default()
+    }
 }
 
 /// Phase 5: reads the body ahead where it is needed, and decides the route class once. GraphQL (to
@@ -189,8 +196,9 @@ where
     B: Buf,
 {
     let is_graphql = is_graphql(upstream_path);
-    let query = inbound.query.clone().unwrap_or_default();
-    let provisional = policy::classify(&inbound.method, upstream_path, Some(query.as_bytes()));
+    let query = inbound.query.clone();
+    let raw_query = query.as_deref().unwrap_or_default();
+    let provisional = policy::classify(&inbound.method, upstream_path, Some(raw_query.as_bytes()));
     let declared_len = inbound
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -224,7 +232,7 @@ where
     };
     let class = if is_graphql {
         let text = body.clone().unwrap_or_else(|| {
-            decode_form_value(&query)
+            decode_form_value(raw_query)
                 .map(Bytes::from)
                 .unwrap_or_default()
         });
@@ -282,7 +290,7 @@ fn authorize<S>(
     let experiment = app
         .policy
         .is_enforced()
-        .then(|| named_experiment(&inspected.query, inspected.body.as_deref()))
+        .then(|| named_experiment(inspected.query(), inspected.body.as_deref()))
         .flatten();
     app.policy
         .check(identity, inspected.class, experiment.as_deref())
@@ -312,7 +320,7 @@ fn upstream_auth<'a>(app: &'a App, identity: &Identity, is_ui: bool) -> Upstream
 struct AuditRecord<'a> {
     identity: &'a Identity,
     method: Method,
-    path: String,
+    path: Arc<str>,
     remote: Option<SocketAddr>,
     class: Option<policy::Class>,
     subjects: String,
@@ -331,7 +339,7 @@ impl<'a> AuditRecord<'a> {
             path: inbound.path.clone(),
             remote: inbound.remote,
             class: inspected.class,
-            subjects: audit::subjects(&inspected.query, inspected.body.as_deref()),
+            subjects: audit::subjects(inspected.query(), inspected.body.as_deref()),
         })
     }
 

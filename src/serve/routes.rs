@@ -151,15 +151,15 @@ fn mlflow_ui_route(with_app: WithApp) -> Route {
         .and(warp::body::stream())
         .and(with_app)
         .then(
-            |method, path: FullPath, query, headers, remote, body, app: Arc<App>| async move {
+            |method, path: FullPath, query: String, headers, remote, body, app: Arc<App>| async move {
                 let full = path.as_str().to_string();
                 let Some(upstream_path) = ui::upstream_path(&full).map(str::to_string) else {
                     return Error::NotFound(format!("no route for {full}")).into_response();
                 };
                 let inbound = Inbound {
                     method,
-                    path: full,
-                    query: Some(query),
+                    path: full.into(),
+                    query: Some(query.into()),
                     headers,
                     remote,
                     body,

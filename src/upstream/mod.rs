@@ -60,8 +60,10 @@ pub enum UpstreamAuth<'a> {
 /// A request as received, in the pieces warp extracts.
 pub struct Inbound<S> {
     pub method: Method,
-    pub path: String,
-    pub query: Option<String>,
+    /// Shared, so that the access log and the audit line keep it without copying it.
+    pub path: Arc<str>,
+    /// The raw query string; `None` when the request has none.
+    pub query: Option<Arc<str>>,
     pub headers: HeaderMap,
     pub remote: Option<SocketAddr>,
     pub body: S,

@@ -181,9 +181,9 @@ mod tests {
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    #[tokio::test]
-    async fn each_variant_maps_to_one_status_and_mlflow_shape() {
-        let cases = [
+    /// Each refusal of the client's request with its status and MLflow error code.
+    fn refusals() -> Vec<(Error, u16, &'static str)> {
+        vec![
             (Error::BadRequest("bad".into()), 400, "BAD_REQUEST"),
             (Error::NotFound("nope".into()), 404, "ENDPOINT_NOT_FOUND"),
             (
@@ -191,22 +191,6 @@ mod tests {
                 413,
                 "REQUEST_LIMIT_EXCEEDED",
             ),
-            (
-                Error::UpstreamUnreachable("refused".into()),
-                502,
-                "TEMPORARILY_UNAVAILABLE",
-            ),
-            (
-                Error::UpstreamTimeout("5s".into()),
-                504,
-                "DEADLINE_EXCEEDED",
-            ),
-            (
-                Error::NoCredentials("none".into()),
-                503,
-                "TEMPORARILY_UNAVAILABLE",
-            ),
-            (Error::Internal("x".into()), 500, "INTERNAL_ERROR"),
             (Error::MethodNotAllowed, 405, "BAD_REQUEST"),
             (Error::HeadersTooLarge("big".into()), 431, "BAD_REQUEST"),
             (
@@ -245,12 +229,34 @@ mod tests {
                 416,
                 "INVALID_PARAMETER_VALUE",
             ),
-            (Error::NotImplemented("mpu".into()), 501, "NOT_IMPLEMENTED"),
             (
                 Error::BodyTooLarge("big".into()),
                 413,
                 "REQUEST_LIMIT_EXCEEDED",
             ),
+        ]
+    }
+
+    /// Each failure on the proxy's or the upstream's side with its status and MLflow error code.
+    fn failures() -> Vec<(Error, u16, &'static str)> {
+        vec![
+            (
+                Error::UpstreamUnreachable("refused".into()),
+                502,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
+            (
+                Error::UpstreamTimeout("5s".into()),
+                504,
+                "DEADLINE_EXCEEDED",
+            ),
+            (
+                Error::NoCredentials("none".into()),
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
+            (Error::Internal("x".into()), 500, "INTERNAL_ERROR"),
+            (Error::NotImplemented("mpu".into()), 501, "NOT_IMPLEMENTED"),
             (
                 Error::BadGateway("s3".into()),
                 502,
@@ -261,8 +267,12 @@ mod tests {
                 503,
                 "TEMPORARILY_UNAVAILABLE",
             ),
-        ];
-        for (error, status, code) in cases {
+        ]
+    }
+
+    #[tokio::test]
+    async fn each_variant_maps_to_one_status_and_mlflow_shape() {
+        for (error, status, code) in refusals().into_iter().chain(failures()) {
             let message = error.to_string();
             let response = error.into_response();
             assert_eq!(response.status().as_u16(), status);

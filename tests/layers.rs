@@ -6,7 +6,9 @@
 //! breaks a rule. There are no exceptions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod sources;
 
 /// The layers, lowest first. Modules in one row are siblings: they must not import each other.
 const LAYERS: &[&[&str]] = &[
@@ -37,17 +39,6 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
         parts.push(stem.to_string());
     }
     parts
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// The code of a file without its test module (from `#[cfg(test)]` followed by `mod` to the end) and
@@ -214,9 +205,7 @@ struct Source {
 
 fn read_sources() -> Vec<Source> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    files.sort();
+    let files = sources::rust_files(&src);
     let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_path(&src, f)).collect();
     files
         .iter()

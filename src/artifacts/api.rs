@@ -9,6 +9,13 @@
 //! - `…/mpu/{create,complete,abort}/…`: declared unavailable exactly as MLflow's own server does for stores
 //!   without multipart support (501 `NOT_IMPLEMENTED`), so the stock client falls back to a plain PUT.
 
+use std::sync::Arc;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -34,9 +41,33 @@ pub struct Outcome {
     pub bytes: u64,
 }
 
+/// The S3 request `$operation` addressed to `$key` in the store's bucket (each of the SDK's request
+/// builders is a type of its own, so no function takes them all).
+macro_rules! object_request {
+    ($s3:expr, $operation:ident, $root:expr, $key:expr) => {
+        $s3.$operation().bucket(&$root.bucket).key($key)
+    };
+}
+
+/// A request body as the gateway reads it: a stream of chunks, or of the error that broke it off.
+pub trait UploadBody: Stream<Item = Result<Self::Chunk, Self::Broken>> + Send {
+    type Chunk: Buf;
+    type Broken: std::fmt::Display;
+}
+
+impl<S, B, E> UploadBody for S
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    B: Buf,
+    E: std::fmt::Display,
+{
+    type Chunk = B;
+    type Broken = E;
+}
+
 impl Gateway {
     /// Serves one artifact API request. `who` names the caller in audit lines.
-    pub async fn serve<S, B, E>(
+    pub async fn serve<S: UploadBody>(
         &self,
         route: Route<'_>,
         method: &Method,
@@ -44,81 +75,87 @@ impl Gateway {
         headers: &HeaderMap,
         body: S,
         who: &str,
-    ) -> warp::reply::Response
-    where
-        S: Stream<Item = Result<B, E>> + Send,
-        B: Buf,
-        E: std::fmt::Display,
-    {
-        let root = match self.root() {
-            Some(root) => root,
-            None => match self.discover().await {
-                Ok(root) => root,
-                Err(message) => {
-                    return Error::Unavailable(format!(
-                        "the artifact store is not known yet: {message}"
-                    ))
-                    .into_response()
-                }
-            },
+    ) -> warp::reply::Response {
+        let root = match self.known_root().await {
+            Ok(root) => root,
+            Err(refusal) => return refusal,
         };
-        let relative_for_errors;
-        let result = match route {
-            Route::Multipart => {
-                return Error::NotImplemented(MPU_UNSUPPORTED.into()).into_response()
-            }
+        match route {
+            Route::Multipart => Error::NotImplemented(MPU_UNSUPPORTED.into()).into_response(),
             Route::List if *method == Method::GET || *method == Method::HEAD => {
-                let path = query_param(query, "path");
-                let path = match path {
-                    Some(Err(())) => return bad_request("broken percent-encoding in ?path="),
-                    Some(Ok(p)) => Some(p),
-                    None => None,
-                };
-                match root.checked_relative(path.as_deref()) {
-                    Ok(relative) => {
-                        relative_for_errors = relative.clone();
-                        self.list(&root, &relative).await
-                    }
-                    Err(e) => return bad_request(&e.0),
-                }
+                self.serve_listing(&root, query).await
             }
-            Route::List => return method_not_allowed(method),
+            Route::List => method_not_allowed(method),
             Route::Object(raw) => {
-                let (relative, key) = match root.key_for_url_path(raw) {
-                    Ok(pair) => pair,
-                    Err(e) => return bad_request(&e.0),
-                };
-                relative_for_errors = relative.clone();
-                match *method {
-                    Method::GET => self.download(&root, &key, headers, false).await,
-                    Method::HEAD => self.download(&root, &key, headers, true).await,
-                    Method::PUT => {
-                        let declared = headers
-                            .get(header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<u64>().ok());
-                        match self.upload(&root, &key, declared, body).await {
-                            Ok(outcome) => {
-                                audit(who, method, &outcome, "uploaded");
-                                Ok(json_ok())
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Method::DELETE => match self.delete(&root, &key).await {
-                        Ok(outcome) => {
-                            audit(who, method, &outcome, "deleted");
-                            Ok(json_ok())
-                        }
-                        Err(e) => Err(e),
-                    },
-                    _ => return method_not_allowed(method),
-                }
+                self.serve_object(&root, raw, method, headers, body, who)
+                    .await
             }
+        }
+    }
+
+    /// The store's root, discovered now if it is not known yet; else the 503 that says why not.
+    async fn known_root(&self) -> Result<Arc<StoreRoot>, warp::reply::Response> {
+        if let Some(root) = self.root() {
+            return Ok(root);
+        }
+        self.discover().await.map_err(|message| {
+            Error::Unavailable(format!("the artifact store is not known yet: {message}"))
+                .into_response()
+        })
+    }
+
+    /// `GET …/artifacts?path=`: the listing of the directory `path` names.
+    async fn serve_listing(&self, root: &StoreRoot, query: &str) -> warp::reply::Response {
+        let Ok(path) = query_param(query, "path").transpose() else {
+            return bad_request("broken percent-encoding in ?path=");
         };
+        let relative = match root.checked_relative(path.as_deref()) {
+            Ok(relative) => relative,
+            Err(e) => return bad_request(&e.0),
+        };
+        let result = self.list(root, &relative).await;
+        self.respond(result, &relative)
+    }
+
+    /// `…/artifacts/<path>`: download, upload or delete of one artifact (audited when it writes).
+    async fn serve_object<S: UploadBody>(
+        &self,
+        root: &StoreRoot,
+        raw_path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+        body: S,
+        who: &str,
+    ) -> warp::reply::Response {
+        let (relative, key) = match root.key_for_url_path(raw_path) {
+            Ok(pair) => pair,
+            Err(e) => return bad_request(&e.0),
+        };
+        let result = match *method {
+            Method::GET => self.download(root, &key, headers, false).await,
+            Method::HEAD => self.download(root, &key, headers, true).await,
+            Method::PUT => self
+                .upload(root, &key, declared_length(headers), body)
+                .await
+                .map(audited(who, method, "uploaded")),
+            Method::DELETE => self
+                .delete(root, &key)
+                .await
+                .map(audited(who, method, "deleted")),
+            _ => return method_not_allowed(method),
+        };
+        self.respond(result, &relative)
+    }
+
+    /// The response to a served request, or the error shape of its failure (S3's naming `relative`).
+    fn respond(
+        &self,
+        result: Result<warp::reply::Response, Failure>,
+        relative: &str,
+    ) -> warp::reply::Response {
         match result {
             Ok(response) => response,
-            Err(Failure::S3(failure)) => failure.into_response(&relative_for_errors),
+            Err(Failure::S3(failure)) => failure.into_response(relative),
             Err(Failure::Client(message)) => {
                 Error::BadRequest(format!("reading the upload failed: {message}")).into_response()
             }
@@ -130,6 +167,7 @@ impl Gateway {
         }
     }
 
+    /// The object at `key` (`Range` honoured), or with `head_only` its headers alone.
     async fn download(
         &self,
         root: &StoreRoot,
@@ -137,243 +175,223 @@ impl Gateway {
         headers: &HeaderMap,
         head_only: bool,
     ) -> Result<warp::reply::Response, Failure> {
-        let range = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
         let mut response = if head_only {
-            let out = self
-                .s3
-                .head_object()
-                .bucket(&root.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| S3Failure::from_sdk(&e, "s3:GetObject", &object_arn(root, key)))?;
-            let mut response = warp::reply::Response::new(Default::default());
-            if let Some(len) = out.content_length() {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len.max(0) as u64));
-            }
-            response
+            self.head_object(root, key).await?
         } else {
-            let out = self
-                .s3
-                .get_object()
-                .bucket(&root.bucket)
-                .key(key)
-                .set_range(range.clone())
-                .send()
-                .await
-                .map_err(|e| S3Failure::from_sdk(&e, "s3:GetObject", &object_arn(root, key)))?;
-            let length = out.content_length();
-            let content_range = out.content_range().map(str::to_string);
-            let etag = out.e_tag().map(str::to_string);
-            let body = out.body;
-            // Each chunk is pulled from S3 only when hyper asks for the next one.
-            let stream = futures_util::stream::try_unfold(body, |mut body| async move {
-                match body.try_next().await {
-                    Ok(Some(chunk)) => Ok(Some((chunk, body))),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(std::io::Error::other(e)),
-                }
-            });
-            let mut response = warp::reply::stream(stream).into_response();
-            let h = response.headers_mut();
-            if let Some(len) = length {
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(len.max(0) as u64));
-            }
-            if let Some(v) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                h.insert(header::CONTENT_RANGE, v);
-                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            }
-            if let Some(v) = etag.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                response.headers_mut().insert(header::ETAG, v);
-            }
-            response
+            self.get_object(root, key, requested_range(headers)).await?
         };
+        set_file_headers(response.headers_mut(), basename(key));
+        Ok(response)
+    }
+
+    /// A bodyless response with the object's length.
+    async fn head_object(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+    ) -> Result<warp::reply::Response, Failure> {
+        let out = object_request!(self.s3, head_object, root, key)
+            .send()
+            .await
+            .map_err(on_object(root, key, "s3:GetObject"))?;
+        let mut response = warp::reply::Response::new(Default::default());
+        set_content_length(response.headers_mut(), out.content_length());
+        Ok(response)
+    }
+
+    /// The object (or the `range` of it) streamed: 206 with `Content-Range` when S3 answered a range.
+    async fn get_object(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<warp::reply::Response, Failure> {
+        let out = object_request!(self.s3, get_object, root, key)
+            .set_range(range)
+            .send()
+            .await
+            .map_err(on_object(root, key, "s3:GetObject"))?;
+        let length = out.content_length();
+        let content_range = out.content_range().map(str::to_string);
+        let etag = out.e_tag().map(str::to_string);
+        let mut response = warp::reply::stream(paced_stream(out.body)).into_response();
         let h = response.headers_mut();
-        let name = basename(key);
-        let mime = mime_guess::from_path(name).first_or_octet_stream();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_str(mime.essence_str())
-                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-        );
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        h.insert(
-            header::HeaderName::from_static("x-content-type-options"),
-            HeaderValue::from_static("nosniff"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "attachment; filename=\"{}\"",
-            name.replace(['"', '\\'], "_")
-        )) {
-            h.insert(header::CONTENT_DISPOSITION, v);
+        set_content_length(h, length);
+        if let Some(v) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            h.insert(header::CONTENT_RANGE, v);
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        if let Some(v) = etag.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::ETAG, v);
         }
         Ok(response)
     }
 
     /// Streams the body to `key`: one PUT when it fits in a part, else a multipart upload.
-    pub(crate) async fn upload<S, B, E>(
+    pub(crate) async fn upload<S: UploadBody>(
         &self,
         root: &StoreRoot,
         key: &str,
         declared: Option<u64>,
         body: S,
-    ) -> Result<Outcome, Failure>
-    where
-        S: Stream<Item = Result<B, E>> + Send,
-        B: Buf,
-        E: std::fmt::Display,
-    {
+    ) -> Result<Outcome, Failure> {
         if declared.is_some_and(|d| d > self.max_body_size) {
             return Err(Failure::OverLimit);
         }
         let part_size = self.part_size as usize;
-        let mut body = std::pin::pin!(body);
         let first_capacity = declared.map_or(part_size, |d| (d as usize).min(part_size));
-        let mut buffer = BytesMut::with_capacity(first_capacity);
-        let mut ended = fill(&mut body, &mut buffer, part_size).await?;
-        let mut read = buffer.len() as u64;
-        if read > self.max_body_size {
-            return Err(Failure::OverLimit);
-        }
-        if ended {
-            let bytes = buffer.len() as u64;
-            self.s3
-                .put_object()
-                .bucket(&root.bucket)
-                .key(key)
-                .content_length(bytes as i64)
-                .body(buffer.freeze().into())
-                .send()
-                .await
-                .map_err(|e| S3Failure::from_sdk(&e, "s3:PutObject", &object_arn(root, key)))?;
-            return Ok(Outcome {
-                key: key.to_string(),
-                bytes,
-            });
-        }
-        let created = self
-            .s3
-            .create_multipart_upload()
-            .bucket(&root.bucket)
-            .key(key)
+        let body = std::pin::pin!(body);
+        let mut parts = PartReader::new(body, part_size, first_capacity, self.max_body_size);
+        parts.read_part().await?;
+        let bytes = if parts.ended {
+            self.put_whole(root, key, parts.take_part()).await?
+        } else {
+            self.multipart_upload(root, key, &mut parts).await?
+        };
+        Ok(Outcome {
+            key: key.to_string(),
+            bytes,
+        })
+    }
+
+    /// A body that fits in one part, in one PUT. Returns its length.
+    async fn put_whole(&self, root: &StoreRoot, key: &str, body: Bytes) -> Result<u64, Failure> {
+        let bytes = body.len() as u64;
+        object_request!(self.s3, put_object, root, key)
+            .content_length(bytes as i64)
+            .body(body.into())
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e, "s3:PutObject", &object_arn(root, key)))?;
-        let Some(upload_id) = created.upload_id().map(str::to_string) else {
-            return Err(Failure::S3(S3Failure::Unavailable(
-                "CreateMultipartUpload answered no UploadId".into(),
-            )));
-        };
+            .map_err(on_object(root, key, "s3:PutObject"))?;
+        Ok(bytes)
+    }
+
+    /// The rest of the body as a multipart upload, aborted on any failure. Returns the bytes uploaded.
+    async fn multipart_upload<S: UploadBody>(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+        parts: &mut PartReader<'_, S>,
+    ) -> Result<u64, Failure> {
+        let upload_id = self.create_multipart_upload(root, key).await?;
         let result = async {
-            let mut parts = Vec::new();
-            let mut total = 0u64;
-            let mut number = 1i32;
-            loop {
-                let part: Bytes = buffer.split().freeze();
-                if !part.is_empty() || number == 1 {
-                    if number > MAX_PARTS {
-                        return Err(Failure::TooLarge(format!(
-                            "upload needs more than {MAX_PARTS} parts of --artifact-part-size"
-                        )));
-                    }
-                    total += part.len() as u64;
-                    let len = part.len() as i64;
-                    let out = self
-                        .s3
-                        .upload_part()
-                        .bucket(&root.bucket)
-                        .key(key)
-                        .upload_id(&upload_id)
-                        .part_number(number)
-                        .content_length(len)
-                        .body(part.into())
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            S3Failure::from_sdk(&e, "s3:PutObject", &object_arn(root, key))
-                        })?;
-                    parts.push(
-                        aws_sdk_s3::types::CompletedPart::builder()
-                            .part_number(number)
-                            .set_e_tag(out.e_tag().map(str::to_string))
-                            .build(),
-                    );
-                    number += 1;
-                }
-                if ended {
-                    break;
-                }
-                buffer.reserve(part_size);
-                ended = fill(&mut body, &mut buffer, part_size).await?;
-                read += buffer.len() as u64;
-                if read > self.max_body_size {
-                    return Err(Failure::OverLimit);
-                }
-            }
-            self.s3
-                .complete_multipart_upload()
-                .bucket(&root.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| S3Failure::from_sdk(&e, "s3:PutObject", &object_arn(root, key)))?;
+            let (completed, total) = self.send_parts(root, key, &upload_id, parts).await?;
+            self.complete_multipart_upload(root, key, &upload_id, completed)
+                .await?;
             Ok(total)
         }
         .await;
-        match result {
-            Ok(bytes) => Ok(Outcome {
-                key: key.to_string(),
-                bytes,
-            }),
-            Err(failure) => {
-                if let Err(e) = self
-                    .s3
-                    .abort_multipart_upload()
-                    .bucket(&root.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await
-                {
-                    tracing::warn!(key, error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "aborting a failed multipart upload failed (the bucket's lifecycle rule for incomplete uploads cleans it up)");
+        if result.is_err() {
+            self.abort_multipart_upload(root, key, &upload_id).await;
+        }
+        result
+    }
+
+    /// Starts a multipart upload to `key`; its upload id.
+    async fn create_multipart_upload(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+    ) -> Result<String, Failure> {
+        let created = object_request!(self.s3, create_multipart_upload, root, key)
+            .send()
+            .await
+            .map_err(on_object(root, key, "s3:PutObject"))?;
+        created.upload_id().map(str::to_string).ok_or_else(|| {
+            Failure::S3(S3Failure::Unavailable(
+                "CreateMultipartUpload answered no UploadId".into(),
+            ))
+        })
+    }
+
+    /// Uploads the body part by part as it is read (an empty last part is skipped). Returns the parts
+    /// for completing the upload and the bytes sent.
+    async fn send_parts<S: UploadBody>(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+        upload_id: &str,
+        parts: &mut PartReader<'_, S>,
+    ) -> Result<(Vec<CompletedPart>, u64), Failure> {
+        let mut completed = Vec::new();
+        let mut total = 0u64;
+        let mut number = 1i32;
+        loop {
+            let part = parts.take_part();
+            if !part.is_empty() || number == 1 {
+                if number > MAX_PARTS {
+                    return Err(Failure::TooLarge(format!(
+                        "upload needs more than {MAX_PARTS} parts of --artifact-part-size"
+                    )));
                 }
-                Err(failure)
+                total += part.len() as u64;
+                completed.push(self.upload_part(root, key, upload_id, number, part).await?);
+                number += 1;
             }
+            if parts.ended {
+                return Ok((completed, total));
+            }
+            parts.read_next_part().await?;
+        }
+    }
+
+    async fn upload_part(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        part: Bytes,
+    ) -> Result<CompletedPart, Failure> {
+        let out = object_request!(self.s3, upload_part, root, key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(part.len() as i64)
+            .body(part.into())
+            .send()
+            .await
+            .map_err(on_object(root, key, "s3:PutObject"))?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag().map(str::to_string))
+            .build())
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        root: &StoreRoot,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), Failure> {
+        object_request!(self.s3, complete_multipart_upload, root, key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(on_object(root, key, "s3:PutObject"))?;
+        Ok(())
+    }
+
+    /// Aborts a failed multipart upload; a failure to abort is only logged.
+    async fn abort_multipart_upload(&self, root: &StoreRoot, key: &str, upload_id: &str) {
+        if let Err(e) = object_request!(self.s3, abort_multipart_upload, root, key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(key, error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "aborting a failed multipart upload failed (the bucket's lifecycle rule for incomplete uploads cleans it up)");
         }
     }
 
     /// Deletes `key` and every key under `key/`.
     async fn delete(&self, root: &StoreRoot, key: &str) -> Result<Outcome, Failure> {
         let mut keys = vec![key.to_string()];
-        let mut token: Option<String> = None;
-        let prefix = format!("{key}/");
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(&root.bucket)
-                .prefix(&prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    S3Failure::from_sdk(
-                        &e,
-                        "s3:ListBucket",
-                        &format!("arn:aws:s3:::{}", root.bucket),
-                    )
-                })?;
+        self.for_each_listed_page(root, &format!("{key}/"), None, |page| {
             keys.extend(
                 page.contents()
                     .iter()
@@ -381,19 +399,13 @@ impl Gateway {
                     .filter(|k| root.relative_of(k).is_some())
                     .map(str::to_string),
             );
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-                _ => break,
-            }
-        }
+        })
+        .await?;
         for k in &keys {
-            self.s3
-                .delete_object()
-                .bucket(&root.bucket)
-                .key(k)
+            object_request!(self.s3, delete_object, root, k)
                 .send()
                 .await
-                .map_err(|e| S3Failure::from_sdk(&e, "s3:DeleteObject", &object_arn(root, k)))?;
+                .map_err(on_object(root, k, "s3:DeleteObject"))?;
         }
         Ok(Outcome {
             key: key.to_string(),
@@ -409,14 +421,35 @@ impl Gateway {
     ) -> Result<warp::reply::Response, Failure> {
         let prefix = root.dir_prefix(relative);
         let mut files = Vec::new();
+        self.for_each_listed_page(root, &prefix, Some("/"), |page| {
+            files.extend(listing_entries(page, &prefix));
+        })
+        .await?;
+        files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        let body = if files.is_empty() {
+            json!({})
+        } else {
+            json!({ "files": files })
+        };
+        Ok(json_response(&body))
+    }
+
+    /// Hands `on_page` every page of the keys under `prefix` (with a `delimiter`, of one level only).
+    async fn for_each_listed_page(
+        &self,
+        root: &StoreRoot,
+        prefix: &str,
+        delimiter: Option<&str>,
+        mut on_page: impl FnMut(&ListObjectsV2Output),
+    ) -> Result<(), Failure> {
         let mut token: Option<String> = None;
         loop {
             let page = self
                 .s3
                 .list_objects_v2()
                 .bucket(&root.bucket)
-                .prefix(&prefix)
-                .delimiter("/")
+                .prefix(prefix)
+                .set_delimiter(delimiter.map(str::to_string))
                 .set_continuation_token(token.take())
                 .send()
                 .await
@@ -427,42 +460,157 @@ impl Gateway {
                         &format!("arn:aws:s3:::{}", root.bucket),
                     )
                 })?;
-            for dir in page.common_prefixes() {
-                if let Some(name) = dir
-                    .prefix()
-                    .and_then(|p| p.strip_prefix(prefix.as_str()))
-                    .map(|p| p.trim_end_matches('/'))
-                    .filter(|n| !n.is_empty())
-                {
-                    files.push(json!({"path": name, "is_dir": true}));
-                }
-            }
-            for object in page.contents() {
-                if let Some(name) = object
-                    .key()
-                    .and_then(|k| k.strip_prefix(prefix.as_str()))
-                    .filter(|n| !n.is_empty())
-                {
-                    files.push(json!({"path": name, "is_dir": false, "file_size": object.size().unwrap_or(0)}));
-                }
-            }
+            on_page(&page);
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-                _ => break,
+                _ => return Ok(()),
             }
         }
-        files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-        let body = if files.is_empty() {
-            json!({})
-        } else {
-            json!({ "files": files })
-        };
-        Ok(json_response(&body))
     }
 }
 
 fn object_arn(root: &StoreRoot, key: &str) -> String {
     format!("arn:aws:s3:::{}/{}", root.bucket, key)
+}
+
+/// For `map_err` on an S3 call about the object `key`: the failure names `permission` on the object.
+fn on_object<'a, E>(
+    root: &'a StoreRoot,
+    key: &'a str,
+    permission: &'static str,
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> S3Failure + 'a
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| S3Failure::from_sdk(&e, permission, &object_arn(root, key))
+}
+
+/// The listing entries of one page: its common prefixes as directories, its keys as files (both named
+/// relative to `prefix`).
+fn listing_entries(page: &ListObjectsV2Output, prefix: &str) -> Vec<serde_json::Value> {
+    let dirs = page
+        .common_prefixes()
+        .iter()
+        .filter_map(|dir| {
+            dir.prefix()
+                .and_then(|p| p.strip_prefix(prefix))
+                .map(|p| p.trim_end_matches('/'))
+                .filter(|n| !n.is_empty())
+        })
+        .map(|name| json!({"path": name, "is_dir": true}));
+    let files = page.contents().iter().filter_map(|object| {
+        object
+            .key()
+            .and_then(|k| k.strip_prefix(prefix))
+            .filter(|n| !n.is_empty())
+            .map(|name| json!({"path": name, "is_dir": false, "file_size": object.size().unwrap_or(0)}))
+    });
+    dirs.chain(files).collect()
+}
+
+/// The body of an upload read one part at a time, counted against `--max-body-size` as it arrives.
+struct PartReader<'b, S> {
+    body: std::pin::Pin<&'b mut S>,
+    /// What has been read and not yet taken as a part.
+    buffer: BytesMut,
+    part_size: usize,
+    limit: u64,
+    read: u64,
+    /// The body has ended: what is in `buffer` is the last of it.
+    ended: bool,
+}
+
+impl<'b, S: UploadBody> PartReader<'b, S> {
+    fn new(
+        body: std::pin::Pin<&'b mut S>,
+        part_size: usize,
+        first_capacity: usize,
+        limit: u64,
+    ) -> Self {
+        PartReader {
+            body,
+            buffer: BytesMut::with_capacity(first_capacity),
+            part_size,
+            limit,
+            read: 0,
+            ended: false,
+        }
+    }
+
+    /// Reads until the buffer holds a part or the body ends; `OverLimit` once more than the limit is read.
+    async fn read_part(&mut self) -> Result<(), Failure> {
+        self.ended = fill(&mut self.body, &mut self.buffer, self.part_size).await?;
+        self.read += self.buffer.len() as u64;
+        if self.read > self.limit {
+            return Err(Failure::OverLimit);
+        }
+        Ok(())
+    }
+
+    /// Makes room for the next part (the buffer was taken), then reads it.
+    async fn read_next_part(&mut self) -> Result<(), Failure> {
+        self.buffer.reserve(self.part_size);
+        self.read_part().await
+    }
+
+    /// What the buffer holds, as the next part.
+    fn take_part(&mut self) -> Bytes {
+        self.buffer.split().freeze()
+    }
+}
+
+/// S3's object body as a response stream: each chunk is pulled from S3 only when hyper asks for the
+/// next one.
+fn paced_stream(body: ByteStream) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::try_unfold(body, |mut body| async move {
+        match body.try_next().await {
+            Ok(Some(chunk)) => Ok(Some((chunk, body))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    })
+}
+
+fn requested_range(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn set_content_length(headers: &mut HeaderMap, length: Option<i64>) {
+    if let Some(len) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len.max(0) as u64));
+    }
+}
+
+/// The headers of a downloaded file: its type guessed from `name`, never sniffed, offered as an
+/// attachment, ranges accepted.
+fn set_file_headers(h: &mut HeaderMap, name: &str) {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime.essence_str())
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\'], "_")
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
 }
 
 /// Why a gateway call failed.
@@ -483,16 +631,11 @@ impl From<S3Failure> for Failure {
 }
 
 /// Reads body chunks into `buffer` until it holds at least `target` bytes or the body ends (true).
-async fn fill<S, B, E>(
+async fn fill<S: UploadBody>(
     body: &mut std::pin::Pin<&mut S>,
     buffer: &mut BytesMut,
     target: usize,
-) -> Result<bool, Failure>
-where
-    S: Stream<Item = Result<B, E>> + Send,
-    B: Buf,
-    E: std::fmt::Display,
-{
+) -> Result<bool, Failure> {
     while buffer.len() < target {
         match body.next().await {
             Some(Ok(mut chunk)) => {
@@ -516,6 +659,18 @@ fn query_param(query: &str, name: &str) -> Option<Result<String, ()>> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| keys::decode_query_value(v).ok_or(()))
     })
+}
+
+/// For `map` on a write that succeeded: audits it and answers MLflow's empty JSON object.
+fn audited<'a>(
+    who: &'a str,
+    method: &'a Method,
+    what: &'static str,
+) -> impl FnOnce(Outcome) -> warp::reply::Response + 'a {
+    move |outcome| {
+        audit(who, method, &outcome, what);
+        json_ok()
+    }
 }
 
 fn audit(who: &str, method: &Method, outcome: &Outcome, what: &str) {

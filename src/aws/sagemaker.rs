@@ -92,6 +92,25 @@ impl ControlPlane {
     /// One JSON 1.1 call: `POST /` with `X-Amz-Target: SageMaker.<operation>`, signed for `sagemaker`.
     pub async fn call(&self, operation: &str, body: &Value) -> Result<Value, Error> {
         let payload = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        let headers = self.signed_headers(operation, &payload).await?;
+        let mut request =
+            http::Request::new(Full::new(payload).map_err(|never| match never {}).boxed());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.endpoint.clone();
+        *request.headers_mut() = headers;
+        let response = self
+            .in_time(operation, self.client.request(request))
+            .await?;
+        let status = response.status();
+        let bytes = self
+            .in_time(operation, response.into_body().collect())
+            .await?
+            .to_bytes();
+        answer_of(operation, status, &bytes)
+    }
+
+    /// The headers of a call carrying `payload`, signed with the current credentials.
+    async fn signed_headers(&self, operation: &str, payload: &[u8]) -> Result<HeaderMap, Error> {
         let target = HeaderName::from_static("x-amz-target");
         let mut headers = HeaderMap::new();
         let host = self
@@ -118,7 +137,7 @@ impl ControlPlane {
             &Method::POST,
             &self.endpoint,
             &mut headers,
-            &hex::encode(Sha256::digest(&payload)),
+            &hex::encode(Sha256::digest(payload)),
             sigv4::Signer {
                 credentials: &cached.credentials,
                 keys: &cached.signing_keys,
@@ -130,45 +149,45 @@ impl ControlPlane {
             },
             SystemTime::now(),
         )?;
-        let mut request =
-            http::Request::new(Full::new(payload).map_err(|never| match never {}).boxed());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.endpoint.clone();
-        *request.headers_mut() = headers;
-        let response = tokio::time::timeout(self.timeout, self.client.request(request))
-            .await
-            .map_err(|_| {
-                Error::UpstreamTimeout(format!("{:?} (SageMaker {operation})", self.timeout))
-            })?
-            .map_err(|e| Error::UpstreamUnreachable(format!("SageMaker {operation}: {e}")))?;
-        let status = response.status();
-        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
-            .await
-            .map_err(|_| {
-                Error::UpstreamTimeout(format!("{:?} (SageMaker {operation})", self.timeout))
-            })?
-            .map_err(|e| Error::UpstreamUnreachable(format!("SageMaker {operation}: {e}")))?
-            .to_bytes();
-        if bytes.len() > MAX_RESPONSE {
-            return Err(Error::UpstreamUnreachable(format!(
-                "SageMaker {operation}: answer too large"
-            )));
-        }
-        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(json);
-        }
-        let kind = json
-            .get("__type")
-            .and_then(Value::as_str)
-            .unwrap_or("UnknownError");
-        let message = json
-            .get("Message")
-            .or_else(|| json.get("message"))
-            .and_then(Value::as_str)
-            .unwrap_or("no message");
-        Err(Error::UpstreamUnreachable(format!(
-            "SageMaker {operation} failed ({status}): {kind}: {message}"
-        )))
+        Ok(headers)
     }
+
+    /// `step` of a call within the call timeout; its failure, or running out of time, as unreachable.
+    async fn in_time<T, E: std::fmt::Display>(
+        &self,
+        operation: &str,
+        step: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout(self.timeout, step)
+            .await
+            .map_err(|_| {
+                Error::UpstreamTimeout(format!("{:?} (SageMaker {operation})", self.timeout))
+            })?
+            .map_err(|e| Error::UpstreamUnreachable(format!("SageMaker {operation}: {e}")))
+    }
+}
+
+/// A call's JSON answer, or the error SageMaker's `__type` and `Message` describe.
+fn answer_of(operation: &str, status: http::StatusCode, bytes: &[u8]) -> Result<Value, Error> {
+    if bytes.len() > MAX_RESPONSE {
+        return Err(Error::UpstreamUnreachable(format!(
+            "SageMaker {operation}: answer too large"
+        )));
+    }
+    let json: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(json);
+    }
+    let kind = json
+        .get("__type")
+        .and_then(Value::as_str)
+        .unwrap_or("UnknownError");
+    let message = json
+        .get("Message")
+        .or_else(|| json.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    Err(Error::UpstreamUnreachable(format!(
+        "SageMaker {operation} failed ({status}): {kind}: {message}"
+    )))
 }

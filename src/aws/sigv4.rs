@@ -128,11 +128,46 @@ pub fn sign_request(
 ) -> Result<(), Error> {
     let Signer { credentials, keys } = signer;
     let amz_date = AmzDate::of(time);
-    let date_time = amz_date.as_str();
+    insert_amz_headers(headers, &amz_date, payload_sha256, credentials)?;
+    let signed = signed_headers(headers, scope);
+    let mut signed_list = String::with_capacity(128);
+    let mut canonical = String::with_capacity(512);
+    push_canonical_request(
+        method,
+        uri,
+        &signed,
+        payload_sha256,
+        &mut canonical,
+        &mut signed_list,
+    );
+    let canonical_hash = Sha256::digest(canonical.as_bytes());
+    // The string to sign reuses the canonical request's buffer.
+    let mut string_to_sign = canonical;
+    string_to_sign.clear();
+    let credential_scope =
+        push_string_to_sign(&amz_date, scope, &canonical_hash, &mut string_to_sign);
+    let key = keys.key_for(credentials.secret_access_key(), &amz_date, time, scope);
+    let signature = calculate_signature(key, string_to_sign.as_bytes());
+    let authorization = authorization_value(
+        credentials.access_key_id(),
+        &string_to_sign[credential_scope],
+        &signed_list,
+        &signature,
+    )?;
+    headers.insert(http::header::AUTHORIZATION, authorization);
+    Ok(())
+}
 
+/// Adds `x-amz-date`, `x-amz-content-sha256` and, for temporary credentials, `x-amz-security-token`.
+fn insert_amz_headers(
+    headers: &mut HeaderMap,
+    amz_date: &AmzDate,
+    payload_sha256: &str,
+    credentials: &Credentials,
+) -> Result<(), Error> {
     headers.insert(
         X_AMZ_DATE,
-        HeaderValue::from_str(date_time)
+        HeaderValue::from_str(amz_date.as_str())
             .map_err(|e| Error::Internal(format!("x-amz-date: {e}")))?,
     );
     headers.insert(
@@ -146,28 +181,53 @@ pub fn sign_request(
         value.set_sensitive(true);
         headers.insert(X_AMZ_SECURITY_TOKEN, value);
     }
+    Ok(())
+}
 
-    // The signed headers by name (a stable sort keeps the order of one name's values); values that are
-    // not visible ASCII are left out, as `aws-sigv4` does.
+/// The signed headers by name (a stable sort keeps the order of one name's values); values that are
+/// not visible ASCII are left out, as `aws-sigv4` does.
+fn signed_headers<'h>(headers: &'h HeaderMap, scope: &Scope<'_>) -> Vec<(&'h str, &'h str)> {
     let mut signed: Vec<(&str, &str)> = headers
         .iter()
         .filter(|(name, _)| is_signed(name, scope))
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
         .collect();
     signed.sort_by(|a, b| a.0.cmp(b.0));
-    let mut signed_list = String::with_capacity(128);
+    signed
+}
 
-    let mut canonical = String::with_capacity(512);
+/// Appends the canonical request to `canonical` and the signed header names (`a;b;c`) to `signed_list`.
+fn push_canonical_request(
+    method: &http::Method,
+    uri: &http::Uri,
+    signed: &[(&str, &str)],
+    payload_sha256: &str,
+    canonical: &mut String,
+    signed_list: &mut String,
+) {
     canonical.push_str(method.as_str());
     canonical.push('\n');
-    canonical_path(uri.path(), &mut canonical);
+    canonical_path(uri.path(), canonical);
     canonical.push('\n');
     if let Some(query) = uri.query() {
-        canonical_query(query, &mut canonical);
+        canonical_query(query, canonical);
     }
     canonical.push('\n');
+    push_canonical_headers(signed, canonical, signed_list);
+    canonical.push('\n');
+    canonical.push_str(signed_list);
+    canonical.push('\n');
+    canonical.push_str(payload_sha256);
+}
+
+/// One `name:value` line per signed header name, the values of a repeated name joined by commas.
+fn push_canonical_headers(
+    signed: &[(&str, &str)],
+    canonical: &mut String,
+    signed_list: &mut String,
+) {
     let mut previous: Option<&str> = None;
-    for (name, value) in &signed {
+    for (name, value) in signed {
         if previous == Some(*name) {
             canonical.push(',');
         } else {
@@ -180,52 +240,59 @@ pub fn sign_request(
             signed_list.push_str(name);
             previous = Some(name);
         }
-        push_trimmed(value, &mut canonical);
+        push_trimmed(value, canonical);
     }
     if previous.is_some() {
         canonical.push('\n');
     }
-    canonical.push('\n');
-    canonical.push_str(&signed_list);
-    canonical.push('\n');
-    canonical.push_str(payload_sha256);
+}
 
-    let canonical_hash = Sha256::digest(canonical.as_bytes());
-    // The string to sign reuses the canonical request's buffer.
-    let mut string_to_sign = canonical;
-    string_to_sign.clear();
-    string_to_sign.push_str(ALGORITHM);
-    string_to_sign.push('\n');
-    string_to_sign.push_str(date_time);
-    string_to_sign.push('\n');
-    let scope_start = string_to_sign.len();
-    string_to_sign.push_str(std::str::from_utf8(amz_date.day()).unwrap_or_default());
+/// Appends the string to sign; returns where in it the credential scope (`day/region/service/aws4_request`)
+/// stands, for the authorization header.
+fn push_string_to_sign(
+    amz_date: &AmzDate,
+    scope: &Scope<'_>,
+    canonical_hash: &[u8],
+    out: &mut String,
+) -> std::ops::Range<usize> {
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    out.push_str(amz_date.as_str());
+    out.push('\n');
+    let scope_start = out.len();
+    out.push_str(std::str::from_utf8(amz_date.day()).unwrap_or_default());
     for part in [scope.region, scope.service, "aws4_request"] {
-        string_to_sign.push('/');
-        string_to_sign.push_str(part);
+        out.push('/');
+        out.push_str(part);
     }
-    let credential_scope = scope_start..string_to_sign.len();
-    string_to_sign.push('\n');
-    push_hex(&canonical_hash, &mut string_to_sign);
+    let credential_scope = scope_start..out.len();
+    out.push('\n');
+    push_hex(canonical_hash, out);
+    credential_scope
+}
 
-    let key = keys.key_for(credentials.secret_access_key(), &amz_date, time, scope);
-    let signature = calculate_signature(key, string_to_sign.as_bytes());
+/// The `authorization` header's value, marked sensitive.
+fn authorization_value(
+    access_key_id: &str,
+    credential_scope: &str,
+    signed_list: &str,
+    signature: &str,
+) -> Result<HeaderValue, Error> {
     let mut authorization = String::with_capacity(256);
     authorization.push_str(ALGORITHM);
     authorization.push_str(" Credential=");
-    authorization.push_str(credentials.access_key_id());
+    authorization.push_str(access_key_id);
     authorization.push('/');
-    authorization.push_str(&string_to_sign[credential_scope]);
+    authorization.push_str(credential_scope);
     authorization.push_str(", SignedHeaders=");
-    authorization.push_str(&signed_list);
+    authorization.push_str(signed_list);
     authorization.push_str(", Signature=");
-    authorization.push_str(&signature);
+    authorization.push_str(signature);
     let mut value = HeaderValue::from_str(&authorization)
         .map_err(|e| Error::Internal(format!("SigV4 authorization header: {e}")))?;
     // Keep secrets out of any Debug output of the header map.
     value.set_sensitive(true);
-    headers.insert(http::header::AUTHORIZATION, value);
-    Ok(())
+    Ok(value)
 }
 
 /// `YYYYMMDDTHHMMSSZ` in UTC.
@@ -737,13 +804,10 @@ mod tests {
         out
     }
 
-    /// Thousands of generated requests (paths with encoded characters, queries with repeats, `+`,
-    /// blanks and unsorted keys, header values with runs of spaces, with and without session tokens,
-    /// both services) signed by this signer and by `aws-sigv4`: every header must come out identical.
-    #[test]
-    fn agrees_with_aws_sigv4_on_generated_requests() {
-        let mut gen = Gen(0x5eed_1234_abcd_0042);
-        let credential_sets: Vec<CachedCredentials> = [
+    /// A few credential sets reused across cases, so that their cached signing keys are hit and
+    /// replaced as days, regions and services change.
+    fn credential_sets() -> Vec<CachedCredentials> {
+        [
             (
                 "ASIAONE",
                 "secret/1+key",
@@ -761,12 +825,162 @@ mod tests {
             let credentials = Credentials::new(id, secret, token.map(str::to_string), None, "t");
             CachedCredentials::new(credentials, SystemTime::now())
         })
-        .collect();
+        .collect()
+    }
+
+    /// One generated request to sign.
+    struct Case {
+        method: http::Method,
+        uri: http::Uri,
+        headers: HeaderMap,
+        payload: &'static str,
+        time: SystemTime,
+    }
+
+    /// A URI with encoded path segments and a query with repeats, `+`, blanks and unsorted keys; and
+    /// its host.
+    fn generated_uri(gen: &mut Gen, case: usize) -> (http::Uri, &'static str) {
+        let mut path = String::from(gen.pick(&[
+            "/api/2.0/mlflow/runs/search",
+            "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts",
+            "/ajax-api/2.0/mlflow/experiments/get",
+            "/",
+            "/graphql",
+        ]));
+        for _ in 0..gen.below(3) {
+            path.push('/');
+            path.push_str(&strict_encode(&gen.text(8), false));
+        }
+        if gen.below(5) == 0 {
+            path.push('/');
+        }
+        let mut query_pairs = Vec::new();
+        for _ in 0..gen.below(5) {
+            let key = gen.pick(&["filter", "max_results", "a", "a-b", "order_by", "run_id"]);
+            let value = gen.text(12);
+            query_pairs.push(format!(
+                "{}={}",
+                strict_encode(key, false),
+                strict_encode(&value, false)
+            ));
+        }
+        let query = query_pairs.join("&");
+        let host = gen.pick(&[
+            "us-west-2.experiments.sagemaker.aws",
+            "mlflow.sagemaker.eu-central-1.app.aws",
+            "127.0.0.1:8443",
+        ]);
+        let uri = if query.is_empty() {
+            format!("https://{host}{path}")
+        } else {
+            format!("https://{host}{path}?{query}")
+        }
+        .parse()
+        .unwrap_or_else(|e| panic!("case {case}: {path}?{query}: {e}"));
+        (uri, host)
+    }
+
+    /// The headers of a generated request: signed ones (POST bodies' with runs of spaces and repeated
+    /// values) and unsigned ones.
+    fn generated_headers(
+        gen: &mut Gen,
+        host: &str,
+        routing: &HeaderName,
+        method: &http::Method,
+        case: usize,
+    ) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", host.parse().unwrap());
+        headers.insert(
+            routing.clone(),
+            "arn:aws:sagemaker:us-west-2:111122223333:mlflow-app/app-X"
+                .parse()
+                .unwrap(),
+        );
+        if method == http::Method::POST {
+            let content_type = gen.pick(&[
+                "application/json",
+                "  application/json;   charset=utf-8  ",
+                "text/plain",
+            ]);
+            headers.insert("content-type", content_type.parse().unwrap());
+            if gen.below(4) == 0 {
+                // A repeated header: its values are signed joined by commas, in order.
+                headers.append("content-type", "text/csv".parse().unwrap());
+            }
+            headers.insert(
+                "content-length",
+                gen.below(5000).to_string().parse().unwrap(),
+            );
+        }
+        headers.insert("user-agent", "mlflow-python-client/3.10.1".parse().unwrap());
+        headers.insert("x-request-id", format!("req-{case}").parse().unwrap());
+        headers
+    }
+
+    /// Signs `case` with this signer and with `aws-sigv4`; every header they add must be identical.
+    fn assert_signs_like_aws_sigv4(
+        number: usize,
+        case: &Case,
+        cached: &CachedCredentials,
+        scope: &Scope<'_>,
+    ) {
+        let Case {
+            method,
+            uri,
+            headers,
+            payload,
+            time,
+        } = case;
+        let expected = reference_sign(
+            method,
+            uri,
+            headers,
+            payload,
+            &cached.credentials,
+            scope,
+            *time,
+        );
+        let mut ours = headers.clone();
+        sign_request(
+            method,
+            uri,
+            &mut ours,
+            payload,
+            Signer {
+                credentials: &cached.credentials,
+                keys: &cached.signing_keys,
+            },
+            scope,
+            *time,
+        )
+        .unwrap();
+        for name in [
+            "authorization",
+            "x-amz-date",
+            "x-amz-content-sha256",
+            "x-amz-security-token",
+        ] {
+            assert_eq!(
+                ours.get(name),
+                expected.get(name),
+                "case {number}: {name} differs for {method} {uri}"
+            );
+        }
+    }
+
+    /// Thousands of generated requests (paths with encoded characters, queries with repeats, `+`,
+    /// blanks and unsorted keys, header values with runs of spaces, with and without session tokens,
+    /// both services) signed by this signer and by `aws-sigv4`: every header must come out identical.
+    #[test]
+    fn agrees_with_aws_sigv4_on_generated_requests() {
+        let mut gen = Gen(0x5eed_1234_abcd_0042);
+        let credential_sets = credential_sets();
         let routing_headers = [
             HeaderName::from_static("x-mlflow-sm-tracking-server-arn"),
             HeaderName::from_static("x-sm-mlflow-app-arn"),
         ];
-        for case in 0..3000 {
+        for number in 0..3000 {
             let routing = &routing_headers[gen.below(2)];
             let scope = Scope {
                 service: gen.pick(&["sagemaker-mlflow", "sagemaker"]),
@@ -775,109 +989,23 @@ mod tests {
             };
             let method =
                 [http::Method::GET, http::Method::POST, http::Method::DELETE][gen.below(3)].clone();
-            let mut path = String::from(gen.pick(&[
-                "/api/2.0/mlflow/runs/search",
-                "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts",
-                "/ajax-api/2.0/mlflow/experiments/get",
-                "/",
-                "/graphql",
-            ]));
-            for _ in 0..gen.below(3) {
-                path.push('/');
-                path.push_str(&strict_encode(&gen.text(8), false));
-            }
-            if gen.below(5) == 0 {
-                path.push('/');
-            }
-            let mut query_pairs = Vec::new();
-            for _ in 0..gen.below(5) {
-                let key = gen.pick(&["filter", "max_results", "a", "a-b", "order_by", "run_id"]);
-                let value = gen.text(12);
-                query_pairs.push(format!(
-                    "{}={}",
-                    strict_encode(key, false),
-                    strict_encode(&value, false)
-                ));
-            }
-            let query = query_pairs.join("&");
-            let host = gen.pick(&[
-                "us-west-2.experiments.sagemaker.aws",
-                "mlflow.sagemaker.eu-central-1.app.aws",
-                "127.0.0.1:8443",
-            ]);
-            let uri: http::Uri = if query.is_empty() {
-                format!("https://{host}{path}")
-            } else {
-                format!("https://{host}{path}?{query}")
-            }
-            .parse()
-            .unwrap_or_else(|e| panic!("case {case}: {path}?{query}: {e}"));
-
-            let mut headers = HeaderMap::new();
-            headers.insert("host", host.parse().unwrap());
-            headers.insert(
-                routing.clone(),
-                "arn:aws:sagemaker:us-west-2:111122223333:mlflow-app/app-X"
-                    .parse()
-                    .unwrap(),
-            );
-            if method == http::Method::POST {
-                let content_type = gen.pick(&[
-                    "application/json",
-                    "  application/json;   charset=utf-8  ",
-                    "text/plain",
-                ]);
-                headers.insert("content-type", content_type.parse().unwrap());
-                if gen.below(4) == 0 {
-                    // A repeated header: its values are signed joined by commas, in order.
-                    headers.append("content-type", "text/csv".parse().unwrap());
-                }
-                headers.insert(
-                    "content-length",
-                    gen.below(5000).to_string().parse().unwrap(),
-                );
-            }
-            headers.insert("user-agent", "mlflow-python-client/3.10.1".parse().unwrap());
-            headers.insert("x-request-id", format!("req-{case}").parse().unwrap());
-            // A few credential sets reused across cases, so that their cached signing keys are hit
-            // and replaced as days, regions and services change.
+            let (uri, host) = generated_uri(&mut gen, number);
+            let headers = generated_headers(&mut gen, host, routing, &method, number);
             let cached = &credential_sets[gen.below(credential_sets.len())];
-            let credentials = &cached.credentials;
             let payload = if method == http::Method::POST {
                 "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
             } else {
                 EMPTY_SHA256
             };
             let time = UNIX_EPOCH + Duration::from_secs(1_600_000_000 + gen.next() % 400_000_000);
-
-            let expected =
-                reference_sign(&method, &uri, &headers, payload, credentials, &scope, time);
-            let mut ours = headers.clone();
-            sign_request(
-                &method,
-                &uri,
-                &mut ours,
+            let case = Case {
+                method,
+                uri,
+                headers,
                 payload,
-                Signer {
-                    credentials: &cached.credentials,
-                    keys: &cached.signing_keys,
-                },
-                &scope,
                 time,
-            )
-            .unwrap();
-            for name in [
-                "authorization",
-                "x-amz-date",
-                "x-amz-content-sha256",
-                "x-amz-security-token",
-            ] {
-                assert_eq!(
-                    ours.get(name),
-                    expected.get(name),
-                    "case {case}: {name} differs for {method} {uri}"
-                );
-            }
+            };
+            assert_signs_like_aws_sigv4(number, &case, cached, &scope);
         }
     }
 }

@@ -102,74 +102,118 @@ where
 {
     let mut stream = std::pin::pin!(stream);
     if declared_len.is_some_and(|len| len > limits.max) {
-        drain(&mut stream, limits.idle_timeout).await;
-        return Err(Error::PayloadTooLarge { limit: limits.max });
+        return Err(refuse_too_large(&mut stream, limits).await);
     }
-    let mut hasher = Sha256::new();
     let initial = declared_len.unwrap_or(0).min(limits.in_memory) as usize;
-    let mut memory = BytesMut::with_capacity(initial);
-    let mut spool: Option<(tokio::fs::File, tempfile::TempPath)> = None;
-    let mut total: u64 = 0;
-
-    loop {
-        let next = tokio::time::timeout(limits.idle_timeout, stream.next())
-            .await
-            .map_err(|_| {
-                Error::BadRequest(format!(
-                    "the client stopped sending the request body for {:?}",
-                    limits.idle_timeout
-                ))
-            })?;
-        let mut chunk = match next {
-            None => break,
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                return Err(Error::BadRequest(format!(
-                    "reading the request body failed: {e}"
-                )))
-            }
-        };
+    let mut received = Received::with_capacity(initial);
+    while let Some(mut chunk) = next_chunk(&mut stream, limits.idle_timeout).await? {
         while chunk.has_remaining() {
             let piece = chunk.chunk();
             let len = piece.len();
-            total += len as u64;
-            if total > limits.max {
-                drain(&mut stream, limits.idle_timeout).await;
-                return Err(Error::PayloadTooLarge { limit: limits.max });
+            if received.total + len as u64 > limits.max {
+                return Err(refuse_too_large(&mut stream, limits).await);
             }
-            hasher.update(piece);
-            if spool.is_none() && total > limits.in_memory {
-                spool = Some(start_spool(limits.spool_dir, &memory).await?);
-                memory = BytesMut::new();
-            }
-            match spool.as_mut() {
-                Some((file, _)) => file
-                    .write_all(piece)
-                    .await
-                    .map_err(|e| Error::Internal(format!("writing spooled body: {e}")))?,
-                None => memory.extend_from_slice(piece),
-            }
+            received.append(piece, limits).await?;
             chunk.advance(len);
         }
     }
-    if declared_len.is_some_and(|len| len != total) {
-        return Err(Error::BadRequest(format!(
-            "request body was {total} bytes but Content-Length said {}",
-            declared_len.unwrap_or_default()
-        )));
+    received.finish(declared_len).await
+}
+
+/// The client's next chunk (`None` at the end of the body); a broken body, or a pause longer than
+/// `idle_timeout`, is a bad request.
+async fn next_chunk<S, B, E>(
+    stream: &mut std::pin::Pin<&mut S>,
+    idle_timeout: Duration,
+) -> Result<Option<B>, Error>
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    let next = tokio::time::timeout(idle_timeout, stream.next())
+        .await
+        .map_err(|_| {
+            Error::BadRequest(format!(
+                "the client stopped sending the request body for {idle_timeout:?}"
+            ))
+        })?;
+    next.transpose()
+        .map_err(|e| Error::BadRequest(format!("reading the request body failed: {e}")))
+}
+
+/// The 413 for a body over `limits.max`, after draining what the client is still sending.
+async fn refuse_too_large<S, B, E>(
+    stream: &mut std::pin::Pin<&mut S>,
+    limits: &BodyLimits<'_>,
+) -> Error
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    E: std::fmt::Display + Send,
+    B: Buf,
+{
+    drain(stream, limits.idle_timeout).await;
+    Error::PayloadTooLarge { limit: limits.max }
+}
+
+/// What has arrived of a body: its running hash and length, and its bytes, in memory until they pass
+/// the in-memory limit and in a spool file from then on.
+struct Received {
+    hasher: Sha256,
+    memory: BytesMut,
+    spool: Option<(tokio::fs::File, tempfile::TempPath)>,
+    total: u64,
+}
+
+impl Received {
+    fn with_capacity(capacity: usize) -> Self {
+        Received {
+            hasher: Sha256::new(),
+            memory: BytesMut::with_capacity(capacity),
+            spool: None,
+            total: 0,
+        }
     }
 
-    let sha256_hex = hex::encode(hasher.finalize());
-    let stored = match spool {
-        Some((mut file, path)) => {
-            file.flush()
-                .await
-                .map_err(|e| Error::Internal(format!("flushing spooled body: {e}")))?;
-            Stored::Spooled { path, len: total }
+    /// Hashes and keeps `piece`, moving what is in memory to a spool file once past `limits.in_memory`.
+    async fn append(&mut self, piece: &[u8], limits: &BodyLimits<'_>) -> Result<(), Error> {
+        self.total += piece.len() as u64;
+        self.hasher.update(piece);
+        if self.spool.is_none() && self.total > limits.in_memory {
+            self.spool = Some(start_spool(limits.spool_dir, &self.memory).await?);
+            self.memory = BytesMut::new();
         }
-        None => Stored::Memory(memory.freeze()),
-    };
-    Ok(PreparedBody { stored, sha256_hex })
+        match self.spool.as_mut() {
+            Some((file, _)) => file
+                .write_all(piece)
+                .await
+                .map_err(|e| Error::Internal(format!("writing spooled body: {e}")))?,
+            None => self.memory.extend_from_slice(piece),
+        }
+        Ok(())
+    }
+
+    /// The whole body, once it is checked against the length the client declared.
+    async fn finish(self, declared_len: Option<u64>) -> Result<PreparedBody, Error> {
+        let total = self.total;
+        if declared_len.is_some_and(|len| len != total) {
+            return Err(Error::BadRequest(format!(
+                "request body was {total} bytes but Content-Length said {}",
+                declared_len.unwrap_or_default()
+            )));
+        }
+        let sha256_hex = hex::encode(self.hasher.finalize());
+        let stored = match self.spool {
+            Some((mut file, path)) => {
+                file.flush()
+                    .await
+                    .map_err(|e| Error::Internal(format!("flushing spooled body: {e}")))?;
+                Stored::Spooled { path, len: total }
+            }
+            None => Stored::Memory(self.memory.freeze()),
+        };
+        Ok(PreparedBody { stored, sha256_hex })
+    }
 }
 
 /// Reads and discards up to [`DRAIN_AFTER_REFUSAL`] bytes of what the client is still sending.

@@ -118,13 +118,20 @@ impl Gateway {
         };
         match result {
             Ok(response) => response,
-            Err(Failure::S3(failure)) => failure.into_response(&relative_for_errors),
+            Err(Failure::S3(failure)) => {
+                let the_stores = failure.is_the_stores();
+                let error = failure.into_error(&relative_for_errors);
+                if the_stores {
+                    self.record_failure(error.to_string());
+                }
+                error.into_response()
+            }
             Err(Failure::Client(message)) => {
                 Error::BadRequest(format!("reading the upload failed: {message}")).into_response()
             }
             Err(Failure::TooLarge(message)) => Error::BodyTooLarge(message).into_response(),
             Err(Failure::OverLimit) => Error::PayloadTooLarge {
-                limit: self.max_body_size,
+                limit: self.uploads.max_body_size,
             }
             .into_response(),
         }
@@ -228,16 +235,16 @@ impl Gateway {
         B: Buf,
         E: std::fmt::Display,
     {
-        if declared.is_some_and(|d| d > self.max_body_size) {
+        if declared.is_some_and(|d| d > self.uploads.max_body_size) {
             return Err(Failure::OverLimit);
         }
-        let part_size = self.part_size as usize;
+        let part_size = self.uploads.part_size as usize;
         let mut body = std::pin::pin!(body);
         let first_capacity = declared.map_or(part_size, |d| (d as usize).min(part_size));
         let mut buffer = BytesMut::with_capacity(first_capacity);
         let mut ended = fill(&mut body, &mut buffer, part_size).await?;
         let mut read = buffer.len() as u64;
-        if read > self.max_body_size {
+        if read > self.uploads.max_body_size {
             return Err(Failure::OverLimit);
         }
         if ended {
@@ -246,6 +253,8 @@ impl Gateway {
                 .put_object()
                 .bucket(&root.bucket)
                 .key(key)
+                .set_server_side_encryption(self.requested_encryption())
+                .set_ssekms_key_id(self.uploads.kms_key_id.clone())
                 .content_length(bytes as i64)
                 .body(buffer.freeze().into())
                 .send()
@@ -261,6 +270,9 @@ impl Gateway {
             .create_multipart_upload()
             .bucket(&root.bucket)
             .key(key)
+            // S3 takes the encryption of a multipart upload from this call only (not from the parts).
+            .set_server_side_encryption(self.requested_encryption())
+            .set_ssekms_key_id(self.uploads.kms_key_id.clone())
             .send()
             .await
             .map_err(|e| S3Failure::from_sdk(&e, "s3:PutObject", &object_arn(root, key)))?;
@@ -311,7 +323,7 @@ impl Gateway {
                 buffer.reserve(part_size);
                 ended = fill(&mut body, &mut buffer, part_size).await?;
                 read += buffer.len() as u64;
-                if read > self.max_body_size {
+                if read > self.uploads.max_body_size {
                     return Err(Failure::OverLimit);
                 }
             }
@@ -351,6 +363,16 @@ impl Gateway {
                 Err(failure)
             }
         }
+    }
+
+    /// SSE-KMS when `--artifact-kms-key-id` names a key; otherwise nothing, and the bucket's default
+    /// encryption applies (so a bucket with SSE-KMS by default needs no setting). S3 must be given the key
+    /// with `aws:kms`: without one it would use the account's `aws/s3` key, not the bucket's.
+    fn requested_encryption(&self) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+        self.uploads
+            .kms_key_id
+            .as_ref()
+            .map(|_| aws_sdk_s3::types::ServerSideEncryption::AwsKms)
     }
 
     /// Deletes `key` and every key under `key/`.

@@ -969,6 +969,7 @@ def report(res: dict) -> str:
     w("bash benches/run.sh          # after `make release`: installs wrk, nginx, curl if missing, builds")
     w("                             # benches/upstream (target/bench-upstream), runs, writes this file")
     w("BENCH_DURATION=5 BENCH_ROUNDS=7 bash benches/run.sh   # longer, steadier runs")
+    w("BENCH_SCENARIOS=gateway BENCH_LARGE_ROUNDS=1 bash benches/run.sh   # the artifact gateway's part alone")
     w("bash benches/profile.sh get64 5   # where the proxy's CPU goes in one scenario (perf; symbolized build)")
     w("```")
     w("")

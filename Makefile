@@ -147,7 +147,7 @@ demo: release venv
 	$(VENV_PY) -m tests.emulator.demo --proxy-bin $(RELEASE_BIN) --port $(DEMO_PORT)
 
 .PHONY: bench
-bench: release
+bench: release venv
 	PROXY_BIN=$(RELEASE_BIN) bash benches/run.sh
 
 .PHONY: clean

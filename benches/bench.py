@@ -9,16 +9,21 @@ three paths in the same run, interleaved and repeated (the order rotates each ro
 - nginx:  Debian's nginx as a plain reverse proxy (what an operator would use otherwise; no signing);
 - proxy:  this proxy, signing every request with SigV4.
 
-Scenarios: small GET and small POST JSON at 1, 64 and 256 connections (wrk: throughput, p50, p99,
-CPU per request of the middle hop), a 1 GiB download and a 1 GiB upload (curl: throughput, peak RSS),
+Scenarios ("forwarding"): small GET and small POST JSON at 1, 64 and 256 connections (wrk: throughput, p50,
+p99, CPU per request of the middle hop), a 1 GiB download and a 1 GiB upload (curl: throughput, peak RSS),
 idle RSS, RSS with 512 open keep-alive connections, time from start to ready, release binary size.
 
-Writes docs/benchmarks.md (and target/bench/results.json) and prints the tables. Standard library only.
+Scenarios ("gateway"): the artifact gateway against the bench upstream's S3 endpoint, a 1 GiB upload and
+download through the gateway (curl, as MLflow's HTTP artifact client: one streamed PUT, one streamed GET)
+against the same transfers straight to the endpoint with boto3 (benches/s3_direct.py, needs boto3 from
+the project's venv): throughput, the proxy's peak RSS, the largest file the proxy held open.
+
+Writes docs/benchmarks.md (and target/bench/results.json) and prints the tables. Standard library only (the direct boto3 side runs as a subprocess).
 Every load is bounded in time; every process started here is stopped on exit, by its own id.
 
 Settings (environment): BENCH_DURATION (seconds per measured wrk run, default 2), BENCH_WARMUP (1),
 BENCH_ROUNDS (5), BENCH_LARGE_ROUNDS (2), BENCH_LARGE_BYTES (1 GiB), BENCH_WRK_THREADS (2),
-BENCH_OUT (docs/benchmarks.md), PROXY_BIN, UPSTREAM_BIN, BENCH_STARTED_AT (epoch seconds when
+BENCH_OUT (docs/benchmarks.md), BENCH_SCENARIOS (forwarding,gateway), PROXY_BIN, UPSTREAM_BIN, BENCH_STARTED_AT (epoch seconds when
 `make bench` began, to report the whole run's duration), BENCH_COMMAND (the command to document).
 """
 
@@ -59,6 +64,7 @@ UPSTREAM_BIN = Path(
     os.environ.get("UPSTREAM_BIN", ROOT / "target" / "bench-upstream" / "release" / "bench-upstream")
 )
 COMMAND = os.environ.get("BENCH_COMMAND", "make bench")
+SCENARIOS = set(os.environ.get("BENCH_SCENARIOS", "forwarding,gateway").split(","))
 STARTED_AT = float(os.environ.get("BENCH_STARTED_AT", time.time()))
 
 CONCURRENCY = (1, 64, 256)
@@ -83,6 +89,11 @@ T_RSS_512_MIB = 80
 T_DOWNLOAD_VS_DIRECT = 0.8
 T_DOWNLOAD_GROWTH_MIB = 16
 T_UPLOAD_PEAK_MIB = 64
+T_GATEWAY_VS_DIRECT = 0.8
+T_GATEWAY_PEAK_MIB = 64
+# The gateway's S3 endpoint: the bench upstream's one bucket, path-style.
+S3_BUCKET = "bench-artifacts"
+GATEWAY_STORE = f"s3://{S3_BUCKET}/gateway"
 T_BINARY_MB = 25
 T_RUN_MINUTES = 10
 
@@ -399,7 +410,10 @@ def proxy_env() -> dict[str, str]:
     return env
 
 
-def proxy_cmd(port: int, upstream_port: int, spool: Path) -> list[str]:
+def proxy_cmd(port: int, upstream_port: int, spool: Path, gateway: bool = False) -> list[str]:
+    """The forwarding proxy (artifact calls forwarded and signed like any MLflow call), or with `gateway`
+    the artifact gateway against the bench upstream's S3 endpoint."""
+    artifacts = ["--artifact-store-uri", GATEWAY_STORE] if gateway else ["--artifact-gateway", "false"]
     return [
         str(PROXY_BIN),
         "--listen", f"127.0.0.1:{port}",
@@ -407,22 +421,26 @@ def proxy_cmd(port: int, upstream_port: int, spool: Path) -> list[str]:
         "--upstream-url", f"http://127.0.0.1:{upstream_port}",
         "--log-level", "warn",
         "--spool-dir", str(spool),
+        *artifacts,
     ]  # fmt: skip
 
 
-def start_proxy(workdir: Path, upstream_port: int) -> tuple[Target, float]:
+def start_proxy(workdir: Path, upstream_port: int, gateway: bool = False) -> tuple[Target, float]:
     port = free_port()
     spool = workdir / "spool"
     spool.mkdir(exist_ok=True)
+    env = proxy_env()
+    if gateway:
+        env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{upstream_port}"
     t0 = time.perf_counter()
     proc = PROCS.start(
-        proxy_cmd(port, upstream_port, spool),
-        env=proxy_env(),
+        proxy_cmd(port, upstream_port, spool, gateway),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "proxy.log", "a"),
     )
     ready = wait_ready(proc, port, "/readyz", t0)
-    return Target("proxy", port, proc, [proc.pid]), ready
+    return Target("gateway" if gateway else "proxy", port, proc, [proc.pid]), ready
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -583,6 +601,155 @@ def large_scenarios(targets: dict[str, Target], source: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# The artifact gateway against the bench upstream's S3 endpoint
+
+
+class OpenFileWatch:
+    """While a transfer runs, samples the regular files a process holds open and the files in the given
+    directories, keeping the largest seen: a body spooled to a temporary file shows up as one of the body's
+    size."""
+
+    def __init__(self, pid: int, dirs: list[Path]) -> None:
+        self.pid, self.dirs = pid, dirs
+        self.largest: tuple[int, str] = (0, "")
+        self.samples = 0
+        self._stop = False
+        self._thread = None
+
+    def _sample(self) -> None:
+        paths = []
+        fd_dir = f"/proc/{self.pid}/fd"
+        for fd in os.listdir(fd_dir):
+            try:
+                paths.append(os.readlink(f"{fd_dir}/{fd}"))
+            except OSError:
+                pass
+        for d in self.dirs:
+            paths.extend(str(p) for p in d.rglob("*"))
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if os.path.isfile(path) and st.st_size > self.largest[0]:
+                self.largest = (st.st_size, path)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._sample()
+            time.sleep(0.02)
+
+    def __enter__(self) -> "OpenFileWatch":
+        import threading
+
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop = True
+        self._thread.join(timeout=10)
+
+
+def curl_put(port: int, path: str, source: Path, size: int) -> float:
+    out = subprocess.run(
+        ["curl", "-sS", "-X", "PUT", "-H", "Expect:", "-H", "Content-Type: application/octet-stream",
+         "-T", str(source), "--max-time", "300", "-w", "\n%{http_code} %{size_upload} %{time_total}",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=330, check=True,
+    ).stdout.strip().splitlines()  # fmt: skip
+    code, sent, seconds = out[-1].split()
+    if code != "200" or int(sent) != size:
+        raise RuntimeError(f"PUT {path} on port {port}: {out}")
+    return size / float(seconds)
+
+
+def curl_get(port: int, path: str, size: int) -> float:
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "--max-time", "300", "-w", "%{http_code} %{size_download} %{time_total}",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=330, check=True,
+    ).stdout.split()  # fmt: skip
+    if out[0] != "200" or int(out[1]) != size:
+        raise RuntimeError(f"GET {path} on port {port}: {out}")
+    return size / float(out[2])
+
+
+def boto3_transfer(endpoint: str, kind: str, key: str, source: Path, size: int) -> float:
+    """One transfer straight to the S3 endpoint with boto3 (benches/s3_direct.py); bytes per second."""
+    arg = str(source) if kind == "upload" else str(size)
+    done = subprocess.run(
+        [sys.executable, str(BENCHES / "s3_direct.py"), endpoint, S3_BUCKET, key, kind, arg],
+        capture_output=True, text=True, timeout=330,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"boto3 {kind} failed (boto3 comes with the venv: make venv): {done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures["bytes"] != size:
+        raise RuntimeError(f"boto3 {kind}: {figures}")
+    return size / figures["seconds"]
+
+
+def wait_store_reachable(port: int, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        status, body = http(port, "GET", "/api/proxy/status")
+        store = json.loads(body).get("artifact_store") or {}
+        if status == 200 and store.get("state") == "reachable":
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway's store is not reachable: {store}")
+        time.sleep(0.05)
+
+
+def gateway_scenarios(workdir: Path, upstream_port: int, source: Path) -> list[dict]:
+    """Upload, then download (of what was uploaded), through the gateway and straight to the endpoint, in
+    alternating order, on a fresh gateway proxy."""
+    gateway, _ = start_proxy(workdir, upstream_port, gateway=True)
+    wait_store_reachable(gateway.port)
+    endpoint = f"http://127.0.0.1:{upstream_port}"
+    via = "/api/2.0/mlflow-artifacts/artifacts/via/large.bin"
+    direct_key = GATEWAY_STORE.split("/", 3)[3] + "/direct/large.bin"
+    rows = []
+    for kind in ("upload", "download"):
+        runs: dict[str, list] = {"direct": [], "gateway": []}
+        for r in range(LARGE_ROUNDS):
+            for name in rotate(("direct", "gateway"), r):
+                if name == "direct":
+                    runs[name].append({"speed": boto3_transfer(endpoint, kind, direct_key, source, LARGE_BYTES)})
+                    continue
+                base = rss_mib(gateway.pids)
+                reset = reset_hwm(gateway.pids)
+                with OpenFileWatch(gateway.proc.pid, [workdir / "spool"]) as watch:
+                    if kind == "upload":
+                        speed = curl_put(gateway.port, via, source, LARGE_BYTES)
+                    else:
+                        speed = curl_get(gateway.port, via, LARGE_BYTES)
+                runs[name].append({"speed": speed, "base": base, "peak": hwm_mib(gateway.pids), "hwm_reset": reset,
+                                   "largest_file": watch.largest, "samples": watch.samples})
+        g = runs["gateway"]
+        row = {
+            "kind": kind,
+            "direct": {"mib_s": statistics.median(x["speed"] for x in runs["direct"]) / MIB,
+                       "rounds": [round(x["speed"] / MIB) for x in runs["direct"]]},
+            "gateway": {"mib_s": statistics.median(x["speed"] for x in g) / MIB,
+                        "rounds": [round(x["speed"] / MIB) for x in g],
+                        "base_mib": g[0]["base"], "peak_mib": max(x["peak"] for x in g),
+                        "hwm_reset": all(x["hwm_reset"] for x in g),
+                        "largest_file_bytes": max(x["largest_file"][0] for x in g),
+                        "largest_file": max(x["largest_file"] for x in g)[1],
+                        "samples": min(x["samples"] for x in g)},
+        }  # fmt: skip
+        rows.append(row)
+        log(f"gateway {kind}: direct (boto3) {row['direct']['mib_s']:.0f} MiB/s, gateway {row['gateway']['mib_s']:.0f} "
+            f"MiB/s, gateway peak RSS {row['gateway']['peak_mib']:.1f} MiB, largest open file "
+            f"{row['gateway']['largest_file_bytes']} B")
+    PROCS.stop(gateway.proc)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
 # The machine
 
 
@@ -657,9 +824,9 @@ def verdict(ok: bool) -> str:
 
 def report(res: dict) -> str:
     m = res["machine"]
-    small = res["small"]
-    large = {row["kind"]: row for row in res["large"]}
-    mem = res["memory"]
+    small = res.get("small", [])
+    large = {row["kind"]: row for row in res.get("large", [])}
+    mem = res.get("memory", {})
     lines: list[str] = []
     w = lines.append
 
@@ -705,76 +872,80 @@ def report(res: dict) -> str:
         w(analysis.read_text().rstrip())
         w("")
 
-    # Small
-    w("## Small JSON requests")
-    w("")
-    w("`GET /api/2.0/mlflow/experiments/search` (434-byte JSON answer) and `POST /api/2.0/mlflow/runs/log-metric` "
-      f"({len(LOG_METRIC_BODY)}-byte JSON body).")
-    w("")
-    w("| request | conns | direct req/s | nginx req/s | proxy req/s | proxy ÷ nginx | proxy ÷ direct "
-      "| p50 ms direct / nginx / proxy | p99 ms direct / nginx / proxy | proxy p50 − direct | CPU µs/req nginx / proxy |")
-    w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for row in small:
-        d, n, p = row["direct"], row["nginx"], row["proxy"]
-        w(
-            f"| {row['method']} | {row['conns']} | {fmt(d['rps'])} | {fmt(n['rps'])} | {fmt(p['rps'])} "
-            f"| {p['rps'] / n['rps']:.2f}× | {p['rps'] / d['rps']:.2f}× "
-            f"| {d['p50_ms']:.3f} / {n['p50_ms']:.3f} / {p['p50_ms']:.3f} "
-            f"| {d['p99_ms']:.3f} / {n['p99_ms']:.3f} / {p['p99_ms']:.3f} "
-            f"| {(p['p50_ms'] - d['p50_ms']):+.3f} ms "
-            f"| {fmt(n['cpu_us_per_req'])} / {fmt(p['cpu_us_per_req'])} |"
-        )
-    w("")
-    w("Throughput of each round (req/s, direct / nginx / proxy): "
-      + "; ".join(
-          f"{r['method']} c={r['conns']}: "
-          + " / ".join(",".join(str(x) for x in r[n]["rounds"]) for n in PATHS)
-          for r in small
-      ) + ".")
-    w("")
+    if small:
+        # Small
+        w("## Small JSON requests")
+        w("")
+        w("`GET /api/2.0/mlflow/experiments/search` (434-byte JSON answer) and `POST /api/2.0/mlflow/runs/log-metric` "
+          f"({len(LOG_METRIC_BODY)}-byte JSON body).")
+        w("")
+        w("| request | conns | direct req/s | nginx req/s | proxy req/s | proxy ÷ nginx | proxy ÷ direct "
+          "| p50 ms direct / nginx / proxy | p99 ms direct / nginx / proxy | proxy p50 − direct | CPU µs/req nginx / proxy |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for row in small:
+            d, n, p = row["direct"], row["nginx"], row["proxy"]
+            w(
+                f"| {row['method']} | {row['conns']} | {fmt(d['rps'])} | {fmt(n['rps'])} | {fmt(p['rps'])} "
+                f"| {p['rps'] / n['rps']:.2f}× | {p['rps'] / d['rps']:.2f}× "
+                f"| {d['p50_ms']:.3f} / {n['p50_ms']:.3f} / {p['p50_ms']:.3f} "
+                f"| {d['p99_ms']:.3f} / {n['p99_ms']:.3f} / {p['p99_ms']:.3f} "
+                f"| {(p['p50_ms'] - d['p50_ms']):+.3f} ms "
+                f"| {fmt(n['cpu_us_per_req'])} / {fmt(p['cpu_us_per_req'])} |"
+            )
+        w("")
+        w("Throughput of each round (req/s, direct / nginx / proxy): "
+          + "; ".join(
+              f"{r['method']} c={r['conns']}: "
+              + " / ".join(",".join(str(x) for x in r[n]["rounds"]) for n in PATHS)
+              for r in small
+          ) + ".")
+        w("")
 
-    # Large
-    w(f"## {size_label()} download and upload")
-    w("")
-    w(f"`GET` and `PUT /api/2.0/mlflow-artifacts/artifacts/...` with {size_label()} bodies "
-      "(curl, body to /dev/null / from a file in the page cache). The proxy hashes an upload for SigV4 while "
-      "spooling it to disk, then streams the file upstream, so its upload time covers both passes. Peak RSS is "
-      "VmHWM, reset before each transfer (`/proc/PID/clear_refs`); growth is peak minus the RSS just before; "
-      "nginx's figures add up its master and workers. Every byte that crosses a hop is copied twice more "
-      "(received and sent again) and crosses the loopback TCP stack twice; with the client, the hop and the "
-      "upstream sharing the same cores, that bounds any user-space proxy well below direct (compare nginx).")
-    w("")
-    w("| transfer | direct MiB/s | nginx MiB/s | proxy MiB/s | proxy ÷ direct | proxy ÷ nginx "
-      "| proxy RSS before → peak (growth) | nginx RSS before → peak |")
-    w("|---|--:|--:|--:|--:|--:|--:|--:|")
-    for kind in ("download", "upload"):
-        row = large[kind]
-        d, n, p = row["direct"], row["nginx"], row["proxy"]
-        w(
-            f"| {kind} | {fmt(d['mib_s'])} | {fmt(n['mib_s'])} | {fmt(p['mib_s'])} "
-            f"| {p['mib_s'] / d['mib_s']:.2f}× | {p['mib_s'] / n['mib_s']:.2f}× "
-            f"| {p['base_mib']:.1f} → {p['peak_mib']:.1f} MiB ({p['growth_mib']:+.1f}) "
-            f"| {n['base_mib']:.1f} → {n['peak_mib']:.1f} MiB |"
-        )
-    w("")
+        # Large
+        w(f"## {size_label()} download and upload")
+        w("")
+        w(f"`GET` and `PUT /api/2.0/mlflow-artifacts/artifacts/...` with {size_label()} bodies "
+          "(curl, body to /dev/null / from a file in the page cache). The proxy hashes an upload for SigV4 while "
+          "spooling it to disk, then streams the file upstream, so its upload time covers both passes. Peak RSS is "
+          "VmHWM, reset before each transfer (`/proc/PID/clear_refs`); growth is peak minus the RSS just before; "
+          "nginx's figures add up its master and workers. Every byte that crosses a hop is copied twice more "
+          "(received and sent again) and crosses the loopback TCP stack twice; with the client, the hop and the "
+          "upstream sharing the same cores, that bounds any user-space proxy well below direct (compare nginx).")
+        w("")
+        w("| transfer | direct MiB/s | nginx MiB/s | proxy MiB/s | proxy ÷ direct | proxy ÷ nginx "
+          "| proxy RSS before → peak (growth) | nginx RSS before → peak |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|")
+        for kind in ("download", "upload"):
+            row = large[kind]
+            d, n, p = row["direct"], row["nginx"], row["proxy"]
+            w(
+                f"| {kind} | {fmt(d['mib_s'])} | {fmt(n['mib_s'])} | {fmt(p['mib_s'])} "
+                f"| {p['mib_s'] / d['mib_s']:.2f}× | {p['mib_s'] / n['mib_s']:.2f}× "
+                f"| {p['base_mib']:.1f} → {p['peak_mib']:.1f} MiB ({p['growth_mib']:+.1f}) "
+                f"| {n['base_mib']:.1f} → {n['peak_mib']:.1f} MiB |"
+            )
+        w("")
 
-    # Memory and start
-    w("## Memory, start-up, size")
-    w("")
-    w("| measure | proxy | nginx (master + workers) |")
-    w("|---|--:|--:|")
-    w(f"| RSS idle, just started and ready | {mem['proxy_idle_start']:.1f} MiB | {mem['nginx_idle_start']:.1f} MiB |")
-    w(f"| RSS idle, after the small-request scenarios | {mem['proxy_idle_after']:.1f} MiB "
-      f"| {mem['nginx_idle_after']:.1f} MiB |")
-    w(f"| RSS with {HELD_CONNECTIONS} open keep-alive connections (one request each, all in flight at once) "
-      f"| {mem['proxy_512']:.1f} MiB | {mem['nginx_512']:.1f} MiB |")
-    w(f"| time from start to ready (`/readyz` answers 200), median of {STARTS} starts "
-      f"| {res['start']['proxy_ms']:.1f} ms | {res['start']['nginx_ms']:.1f} ms |")
-    w(f"| release binary | {res['binary_bytes'] / 1e6:.1f} MB ({res['binary_bytes'] / MIB:.1f} MiB) | – |")
-    w("")
-    w(f"Start-up of each try (ms): proxy {', '.join(f'{x:.1f}' for x in res['start']['proxy_all'])}; "
-      f"nginx {', '.join(f'{x:.1f}' for x in res['start']['nginx_all'])}.")
-    w("")
+        # Memory and start
+        w("## Memory, start-up, size")
+        w("")
+        w("| measure | proxy | nginx (master + workers) |")
+        w("|---|--:|--:|")
+        w(f"| RSS idle, just started and ready | {mem['proxy_idle_start']:.1f} MiB | {mem['nginx_idle_start']:.1f} MiB |")
+        w(f"| RSS idle, after the small-request scenarios | {mem['proxy_idle_after']:.1f} MiB "
+          f"| {mem['nginx_idle_after']:.1f} MiB |")
+        w(f"| RSS with {HELD_CONNECTIONS} open keep-alive connections (one request each, all in flight at once) "
+          f"| {mem['proxy_512']:.1f} MiB | {mem['nginx_512']:.1f} MiB |")
+        w(f"| time from start to ready (`/readyz` answers 200), median of {STARTS} starts "
+          f"| {res['start']['proxy_ms']:.1f} ms | {res['start']['nginx_ms']:.1f} ms |")
+        w(f"| release binary | {res['binary_bytes'] / 1e6:.1f} MB ({res['binary_bytes'] / MIB:.1f} MiB) | – |")
+        w("")
+        w(f"Start-up of each try (ms): proxy {', '.join(f'{x:.1f}' for x in res['start']['proxy_all'])}; "
+          f"nginx {', '.join(f'{x:.1f}' for x in res['start']['nginx_all'])}.")
+        w("")
+
+    if "gateway" in res:
+        gateway_report(w, res["gateway"])
 
     # Machine
     w("## Machine")
@@ -798,6 +969,7 @@ def report(res: dict) -> str:
     w("bash benches/run.sh          # after `make release`: installs wrk, nginx, curl if missing, builds")
     w("                             # benches/upstream (target/bench-upstream), runs, writes this file")
     w("BENCH_DURATION=5 BENCH_ROUNDS=7 bash benches/run.sh   # longer, steadier runs")
+    w("BENCH_SCENARIOS=gateway BENCH_LARGE_ROUNDS=1 bash benches/run.sh   # the artifact gateway's part alone")
     w("bash benches/profile.sh get64 5   # where the proxy's CPU goes in one scenario (perf; symbolized build)")
     w("```")
     w("")
@@ -808,7 +980,9 @@ def report(res: dict) -> str:
     w("AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \\")
     w(f"{binary_name()} --listen 127.0.0.1:PORT \\")
     w(f"  --arn {ARN} \\")
-    w("  --upstream-url http://127.0.0.1:UPSTREAM_PORT --log-level warn --spool-dir BENCH_TMP/spool")
+    w("  --upstream-url http://127.0.0.1:UPSTREAM_PORT --log-level warn --spool-dir BENCH_TMP/spool \\")
+    w("  --artifact-gateway false   # artifact calls forwarded; for the gateway scenarios instead:")
+    w(f"  # --artifact-store-uri {GATEWAY_STORE}, with AWS_ENDPOINT_URL_S3=http://127.0.0.1:UPSTREAM_PORT")
     w("```")
     w("")
     w("The nginx configuration (ports and paths filled in at run time):")
@@ -820,8 +994,53 @@ def report(res: dict) -> str:
     return "\n".join(lines)
 
 
-def targets_table(res: dict) -> list[dict]:
+def gateway_report(w, rows: list[dict]) -> None:
+    w(f"## Artifact gateway: {size_label()} upload and download")
+    w("")
+    w("The gateway serves MLflow's artifact API against S3 with the proxy's credentials. Both sides use the same "
+      "S3 endpoint: the bench upstream's (benches/upstream/src/s3.rs: PUT, multipart, ranged GET, HEAD, listing; "
+      "signatures not checked; it keeps sizes only and regenerates the bytes, so it costs little CPU and no "
+      "memory). **direct**: boto3 straight to the endpoint, `upload_file` and a ranged multi-threaded "
+      "`download_fileobj` with boto3's default TransferConfig (8 MiB parts, 10 threads) — what MLflow's S3 "
+      "artifact repository does for a client with S3 credentials (benches/s3_direct.py). **gateway**: curl "
+      "through the proxy (`--artifact-store-uri`, default `--artifact-part-size` 8 MiB), one streamed PUT and "
+      "one streamed GET, as MLflow's HTTP artifact client does against an `mlflow-artifacts:` store; the proxy "
+      "hashes and signs every part it sends to S3. Downloaded bytes are dropped on both sides. Peak RSS is "
+      "VmHWM reset before each transfer; the largest file is the largest regular file the proxy held open or "
+      "found in its spool directory, sampled every 20 ms during the transfer.")
+    w("")
+    w("| transfer | direct (boto3) MiB/s | gateway MiB/s | gateway ÷ direct | gateway RSS before → peak "
+      "| largest file held open | rounds MiB/s direct / gateway |")
+    w("|---|--:|--:|--:|--:|--:|--:|")
+    for row in rows:
+        d, g = row["direct"], row["gateway"]
+        w(f"| {row['kind']} | {fmt(d['mib_s'])} | {fmt(g['mib_s'])} | {g['mib_s'] / d['mib_s']:.2f}× "
+          f"| {g['base_mib']:.1f} → {g['peak_mib']:.1f} MiB | {g['largest_file_bytes']:,} B "
+          f"| {','.join(map(str, d['rounds']))} / {','.join(map(str, g['rounds']))} |")
+    w("")
+
+
+def gateway_targets(rows: list[dict]) -> list[dict]:
     out = []
+    for row in rows:
+        d, g = row["direct"], row["gateway"]
+        ratio = g["mib_s"] / d["mib_s"]
+        out.append({"target": f"gateway {size_label()} {row['kind']} ≥ {T_GATEWAY_VS_DIRECT}× direct (boto3)",
+                    "measured": f"{ratio:.3f}× ({g['mib_s']:,.0f} vs {d['mib_s']:,.0f} MiB/s)",
+                    "ok": ratio >= T_GATEWAY_VS_DIRECT})
+        out.append({"target": f"gateway {size_label()} {row['kind']} peak RSS ≤ {T_GATEWAY_PEAK_MIB} MiB",
+                    "measured": f"{g['peak_mib']:.1f} MiB", "ok": g["peak_mib"] <= T_GATEWAY_PEAK_MIB})
+        limit = LARGE_BYTES // 16
+        out.append({"target": f"gateway {size_label()} {row['kind']}: no temporary file of the body's size",
+                    "measured": f"largest file held open {g['largest_file_bytes']:,} B ({g['samples']}+ samples)",
+                    "ok": g["largest_file_bytes"] < limit})
+    return out  # fmt: skip
+
+
+def targets_table(res: dict) -> list[dict]:
+    out = gateway_targets(res.get("gateway", []))
+    if "small" not in res:
+        return out
     for row in res["small"]:
         ratio = row["proxy"]["rps"] / row["nginx"]["rps"]
         out.append({
@@ -877,7 +1096,7 @@ def main() -> int:
         if not binary.exists():
             print(f"missing {binary}: run `make bench` (or `make release` and benches/run.sh)", file=sys.stderr)
             return 2
-    for tool in ("wrk", "nginx", "curl"):
+    for tool in ("wrk", "nginx", "curl") if "forwarding" in SCENARIOS else ("curl",):
         if shutil.which(tool) is None:
             print(f"missing {tool}: run benches/run.sh, which installs it", file=sys.stderr)
             return 2
@@ -889,62 +1108,63 @@ def main() -> int:
     try:
         upstream = start_upstream(workdir)
         log(f"upstream on {upstream.port}")
-
-        # Start-up: several starts of each; the last one stays up for the scenarios.
-        proxy_starts, nginx_starts = [], []
-        for i in range(STARTS):
-            proxy, ready = start_proxy(workdir, upstream.port)
-            proxy_starts.append(ready * 1000)
-            if i < STARTS - 1:
-                PROCS.stop(proxy.proc)
-        for i in range(STARTS):
-            nginx, ready = start_nginx(workdir, upstream.port)
-            nginx_starts.append(ready * 1000)
-            if i < STARTS - 1:
-                PROCS.stop(nginx.proc, signal.SIGQUIT)
-        res["start"] = {
-            "proxy_ms": statistics.median(proxy_starts),
-            "nginx_ms": statistics.median(nginx_starts),
-            "proxy_all": proxy_starts,
-            "nginx_all": nginx_starts,
-        }
-        log(f"start to ready: proxy {res['start']['proxy_ms']:.1f} ms, nginx {res['start']['nginx_ms']:.1f} ms")
-        time.sleep(1)
-        memory = {"proxy_idle_start": rss_mib(proxy.pids), "nginx_idle_start": rss_mib(nginx.pids)}
-        log(f"idle RSS: proxy {memory['proxy_idle_start']:.1f} MiB, nginx {memory['nginx_idle_start']:.1f} MiB")
-
-        targets = {"direct": Target("direct", upstream.port), "nginx": nginx, "proxy": proxy}
-
-        # The three paths must answer the same.
-        for method, path, body in (("GET", SEARCH, b""), ("POST", LOG_METRIC, LOG_METRIC_BODY.encode())):
-            answers = {name: http(t.port, method, path, body) for name, t in targets.items()}
-            if len({a for a in answers.values()}) != 1 or answers["direct"][0] != 200:
-                raise RuntimeError(f"the paths answer {method} {path} differently: {answers}")
-
-        res["small"] = small_scenarios(targets)
-
-        time.sleep(2)
-        memory["proxy_idle_after"] = rss_mib(proxy.pids)
-        memory["nginx_idle_after"] = rss_mib(nginx.pids)
-
-        for name in ("proxy", "nginx"):
-            t = targets[name]
-            ok, rss = hold_connections(t.port, HELD_CONNECTIONS, lambda t=t: rss_mib(t.pids))
-            if ok != HELD_CONNECTIONS:
-                raise RuntimeError(f"{name}: only {ok} of {HELD_CONNECTIONS} held connections answered 200")
-            memory[f"{name}_512"] = rss
-            log(f"{name}: RSS {rss:.1f} MiB with {HELD_CONNECTIONS} open connections")
-        res["memory"] = memory
-
-        # Large files, on a fresh proxy so its peak RSS owes nothing to the earlier scenarios.
-        PROCS.stop(proxy.proc)
-        proxy, _ = start_proxy(workdir, upstream.port)
-        targets["proxy"] = proxy
         source = workdir / "upload.bin"
         write_source(source, LARGE_BYTES)
-        res["large"] = large_scenarios(targets, source)
-        source.unlink()
+        if "forwarding" in SCENARIOS:
+            # Start-up: several starts of each; the last one stays up for the scenarios.
+            proxy_starts, nginx_starts = [], []
+            for i in range(STARTS):
+                proxy, ready = start_proxy(workdir, upstream.port)
+                proxy_starts.append(ready * 1000)
+                if i < STARTS - 1:
+                    PROCS.stop(proxy.proc)
+            for i in range(STARTS):
+                nginx, ready = start_nginx(workdir, upstream.port)
+                nginx_starts.append(ready * 1000)
+                if i < STARTS - 1:
+                    PROCS.stop(nginx.proc, signal.SIGQUIT)
+            res["start"] = {
+                "proxy_ms": statistics.median(proxy_starts),
+                "nginx_ms": statistics.median(nginx_starts),
+                "proxy_all": proxy_starts,
+                "nginx_all": nginx_starts,
+            }
+            log(f"start to ready: proxy {res['start']['proxy_ms']:.1f} ms, nginx {res['start']['nginx_ms']:.1f} ms")
+            time.sleep(1)
+            memory = {"proxy_idle_start": rss_mib(proxy.pids), "nginx_idle_start": rss_mib(nginx.pids)}
+            log(f"idle RSS: proxy {memory['proxy_idle_start']:.1f} MiB, nginx {memory['nginx_idle_start']:.1f} MiB")
 
+            targets = {"direct": Target("direct", upstream.port), "nginx": nginx, "proxy": proxy}
+
+            # The three paths must answer the same.
+            for method, path, body in (("GET", SEARCH, b""), ("POST", LOG_METRIC, LOG_METRIC_BODY.encode())):
+                answers = {name: http(t.port, method, path, body) for name, t in targets.items()}
+                if len({a for a in answers.values()}) != 1 or answers["direct"][0] != 200:
+                    raise RuntimeError(f"the paths answer {method} {path} differently: {answers}")
+
+            res["small"] = small_scenarios(targets)
+
+            time.sleep(2)
+            memory["proxy_idle_after"] = rss_mib(proxy.pids)
+            memory["nginx_idle_after"] = rss_mib(nginx.pids)
+
+            for name in ("proxy", "nginx"):
+                t = targets[name]
+                ok, rss = hold_connections(t.port, HELD_CONNECTIONS, lambda t=t: rss_mib(t.pids))
+                if ok != HELD_CONNECTIONS:
+                    raise RuntimeError(f"{name}: only {ok} of {HELD_CONNECTIONS} held connections answered 200")
+                memory[f"{name}_512"] = rss
+                log(f"{name}: RSS {rss:.1f} MiB with {HELD_CONNECTIONS} open connections")
+            res["memory"] = memory
+
+            # Large files, on a fresh proxy so its peak RSS owes nothing to the earlier scenarios.
+            PROCS.stop(proxy.proc)
+            proxy, _ = start_proxy(workdir, upstream.port)
+            targets["proxy"] = proxy
+            res["large"] = large_scenarios(targets, source)
+        if "gateway" in SCENARIOS:
+            res["gateway"] = gateway_scenarios(workdir, upstream.port, source)
+        source.unlink()
         res["binary_bytes"] = PROXY_BIN.stat().st_size
     finally:
         PROCS.stop_all()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: the performance comparison (direct vs nginx vs this proxy with SigV4 signing), written
-# to docs/benchmarks.md. Needs the release binary (`make release`, which `make bench` runs first).
+# `make bench`: the performance comparison (direct vs nginx vs this proxy with SigV4 signing, and the
+# artifact gateway vs boto3 straight to S3), written to docs/benchmarks.md. Needs the release binary
+# (`make release`) and boto3 from the project's venv (`make venv`); `make bench` makes both first.
+# BENCH_SCENARIOS=gateway (or forwarding) runs one part only.
 #
 # Installs what it needs (wrk, nginx, curl from Debian), builds the bench upstream (benches/upstream,
 # its own crate, into target/bench-upstream), then runs benches/bench.py, which starts everything on

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
 use opentelemetry::metrics::Meter;
+use opentelemetry::KeyValue;
 use serde_json::json;
 
 use crate::artifacts::{self, Gateway};
@@ -18,7 +19,7 @@ use crate::gate::auth::Authenticator;
 use crate::gate::browser;
 use crate::gate::limits::Limits;
 use crate::gate::policy::Policy;
-use crate::observe::metrics::Gauges;
+use crate::observe::metrics::{Gauges, StoreGauge};
 use crate::observe::stats::Stats;
 use crate::settings::{Settings, UiAuth};
 use crate::upstream::ui_session::UiSession;
@@ -168,6 +169,7 @@ impl App {
             in_flight: self.stats.in_flight(),
             credential_refreshes: self.aws.as_ref().map(|a| a.credentials.status().refreshes),
             ui_session_renewals: self.ui_session.as_ref().map(|s| s.renewals()),
+            artifact_store: self.artifacts.as_ref().map(|g| g.gauge()),
         }
     }
 
@@ -202,6 +204,9 @@ impl App {
                 })
                 .build();
         }
+        if self.artifacts.is_some() {
+            register_store_gauges(meter, read.clone());
+        }
         if self.ui_session.is_some() {
             meter
                 .u64_observable_counter("mlflow_proxy.ui_session.renewals")
@@ -221,6 +226,39 @@ impl App {
             None => json!({"state": "none", "expires_at": null}),
         }
     }
+}
+
+/// The artifact store's state over OTLP: `mlflow_proxy.artifact_store.up` (1/0) and
+/// `mlflow_proxy.artifact_store.state` (1 for the state in force, 0 for the others, by `state`), as at
+/// `/metrics`.
+fn register_store_gauges(meter: &Meter, read: impl Fn() -> Option<Gauges> + Send + Sync + 'static) {
+    let read = Arc::new(read);
+    let reader = read.clone();
+    meter
+        .i64_observable_gauge("mlflow_proxy.artifact_store.up")
+        .with_description(
+            "Whether the artifact gateway's last check could list the artifact store (1) or not (0).",
+        )
+        .with_callback(move |observer| {
+            if let Some(store) = reader().and_then(|g| g.artifact_store) {
+                observer.observe(store.up(), &[]);
+            }
+        })
+        .build();
+    meter
+        .i64_observable_gauge("mlflow_proxy.artifact_store.state")
+        .with_description("The artifact store's state: 1 for the state in force, 0 for the others.")
+        .with_callback(move |observer| {
+            if let Some(store) = read().and_then(|g| g.artifact_store) {
+                for state in StoreGauge::STATES {
+                    observer.observe(
+                        i64::from(state == store),
+                        &[KeyValue::new("state", state.label())],
+                    );
+                }
+            }
+        })
+        .build();
 }
 
 /// Re-reads the token file on every SIGHUP; a broken file keeps the tokens in force.

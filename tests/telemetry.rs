@@ -310,6 +310,77 @@ fn metrics_arrive_over_otlp_with_the_traffic_figures() {
     );
 }
 
+/// The artifact store's gauges go out over OTLP as at `/metrics`: here a store whose S3 endpoint refuses
+/// connections, so the store is down (`up` 0) and exactly one state is in force.
+#[test]
+fn artifact_store_gauges_arrive_over_otlp() {
+    let upstream = start_upstream();
+    let (endpoint, received) = start_receiver();
+    let proxy = start_proxy(
+        &[
+            "--arn",
+            TS_ARN,
+            "--upstream-url",
+            &upstream.url(),
+            "--artifact-store-uri",
+            "s3://otel-bucket/mlflow",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDOTEL"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9"),
+            ("MLFLOW_PROXY_ARTIFACT_GATEWAY", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ],
+    );
+    let gauge_points = |export: &[Metric], name: &str| -> Option<Vec<(Option<String>, i64)>> {
+        let Some(Data::Gauge(gauge)) = exported(export, name).and_then(|m| m.data.as_ref()) else {
+            return None;
+        };
+        Some(
+            gauge
+                .data_points
+                .iter()
+                .map(|p| {
+                    let value = match p.value {
+                        Some(number_data_point::Value::AsInt(n)) => n,
+                        other => panic!("{name}: not an integer: {other:?}"),
+                    };
+                    (attribute_of(&p.attributes, "state"), value)
+                })
+                .collect(),
+        )
+    };
+    // The check's S3 client retries a refused connection a few times before the store counts as down.
+    let (up, mut states) = wait_for(
+        "an export with the store down",
+        Duration::from_secs(30),
+        || {
+            let latest = received.lock().unwrap().metric_exports.last().cloned()?;
+            let states = gauge_points(&latest, "mlflow_proxy.artifact_store.state")?;
+            let down = states.contains(&(Some("unreachable".to_string()), 1));
+            down.then_some((
+                gauge_points(&latest, "mlflow_proxy.artifact_store.up")?,
+                states,
+            ))
+        },
+    );
+    assert_eq!(up, vec![(None, 0)]);
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            (Some("reachable".to_string()), 0),
+            (Some("unchecked".to_string()), 0),
+            (Some("undiscovered".to_string()), 0),
+            (Some("unreachable".to_string()), 1),
+        ]
+    );
+    drop(proxy);
+}
+
 fn metric(text: &str, line_prefix: &str) -> u64 {
     text.lines()
         .find(|l| l.starts_with(line_prefix))

@@ -155,13 +155,20 @@ impl Gateway {
     ) -> warp::reply::Response {
         match result {
             Ok(response) => response,
-            Err(Failure::S3(failure)) => failure.into_response(relative),
+            Err(Failure::S3(failure)) => {
+                let the_stores = failure.is_the_stores();
+                let error = failure.into_error(relative);
+                if the_stores {
+                    self.record_failure(error.to_string());
+                }
+                error.into_response()
+            }
             Err(Failure::Client(message)) => {
                 Error::BadRequest(format!("reading the upload failed: {message}")).into_response()
             }
             Err(Failure::TooLarge(message)) => Error::BodyTooLarge(message).into_response(),
             Err(Failure::OverLimit) => Error::PayloadTooLarge {
-                limit: self.max_body_size,
+                limit: self.uploads.max_body_size,
             }
             .into_response(),
         }
@@ -235,13 +242,14 @@ impl Gateway {
         declared: Option<u64>,
         body: S,
     ) -> Result<Outcome, Failure> {
-        if declared.is_some_and(|d| d > self.max_body_size) {
+        if declared.is_some_and(|d| d > self.uploads.max_body_size) {
             return Err(Failure::OverLimit);
         }
-        let part_size = self.part_size as usize;
+        let part_size = self.uploads.part_size as usize;
         let first_capacity = declared.map_or(part_size, |d| (d as usize).min(part_size));
         let body = std::pin::pin!(body);
-        let mut parts = PartReader::new(body, part_size, first_capacity, self.max_body_size);
+        let mut parts =
+            PartReader::new(body, part_size, first_capacity, self.uploads.max_body_size);
         parts.read_part().await?;
         let bytes = if parts.ended {
             self.put_whole(root, key, parts.take_part()).await?
@@ -258,6 +266,8 @@ impl Gateway {
     async fn put_whole(&self, root: &StoreRoot, key: &str, body: Bytes) -> Result<u64, Failure> {
         let bytes = body.len() as u64;
         object_request!(self.s3, put_object, root, key)
+            .set_server_side_encryption(self.requested_encryption())
+            .set_ssekms_key_id(self.uploads.kms_key_id.clone())
             .content_length(bytes as i64)
             .body(body.into())
             .send()
@@ -294,6 +304,9 @@ impl Gateway {
         key: &str,
     ) -> Result<String, Failure> {
         let created = object_request!(self.s3, create_multipart_upload, root, key)
+            // S3 takes the encryption of a multipart upload from this call only (not from the parts).
+            .set_server_side_encryption(self.requested_encryption())
+            .set_ssekms_key_id(self.uploads.kms_key_id.clone())
             .send()
             .await
             .map_err(on_object(root, key, "s3:PutObject"))?;
@@ -386,6 +399,16 @@ impl Gateway {
         {
             tracing::warn!(key, error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "aborting a failed multipart upload failed (the bucket's lifecycle rule for incomplete uploads cleans it up)");
         }
+    }
+
+    /// SSE-KMS when `--artifact-kms-key-id` names a key; otherwise nothing, and the bucket's default
+    /// encryption applies (so a bucket with SSE-KMS by default needs no setting). S3 must be given the key
+    /// with `aws:kms`: without one it would use the account's `aws/s3` key, not the bucket's.
+    fn requested_encryption(&self) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+        self.uploads
+            .kms_key_id
+            .as_ref()
+            .map(|_| aws_sdk_s3::types::ServerSideEncryption::AwsKms)
     }
 
     /// Deletes `key` and every key under `key/`.

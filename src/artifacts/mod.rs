@@ -28,6 +28,7 @@ use serde_json::json;
 use crate::aws::sagemaker::ControlPlane;
 use crate::error::Error;
 use crate::mlflow::routes::artifact_api_rest;
+use crate::observe::metrics::StoreGauge;
 use crate::settings::artifacts::GatewaySettings;
 use crate::settings::target::MlflowArn;
 use keys::StoreRoot;
@@ -65,9 +66,14 @@ pub fn route(path: &str) -> Option<Route<'_>> {
 /// The store's state as last checked (for `/api/proxy/status` and the metric; never for `/readyz`).
 #[derive(Debug, Clone)]
 pub struct StoreState {
+    /// What the last check found (`None`: not checked yet, or the store is not known).
     pub reachable: Option<bool>,
     pub checked_at: Option<SystemTime>,
+    /// What the last check found, in words.
     pub message: String,
+    /// The last failure that was the store's or the proxy's identity's (a check's, or an artifact request's
+    /// missing permission or S3 outage; not a missing artifact), and when.
+    pub last_error: Option<(SystemTime, String)>,
 }
 
 /// How the store's root is found when no `--artifact-store-uri` names it: SageMaker's `Describe…` for the ARN.
@@ -76,14 +82,24 @@ pub struct Discovery {
     pub arn: MlflowArn,
 }
 
+/// How uploads are written to S3.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    /// Bodies up to this size go to S3 in one PUT, larger ones in parts of this size (`--artifact-part-size`).
+    pub part_size: u64,
+    /// Uploads larger than this are refused with 413 (`--max-body-size`, as for forwarded bodies).
+    pub max_body_size: u64,
+    /// The KMS key every upload asks S3 to encrypt with (`--artifact-kms-key-id`); `None`: the bucket's
+    /// default encryption applies.
+    pub kms_key_id: Option<String>,
+}
+
 pub struct Gateway {
     /// Unknown until discovered (then artifact routes answer 503 and responses pass unchanged).
     root: ArcSwapOption<StoreRoot>,
     discovery: Option<Discovery>,
     s3: aws_sdk_s3::Client,
-    part_size: u64,
-    /// Uploads larger than this are refused with 413 (`--max-body-size`, as for forwarded bodies).
-    max_body_size: u64,
+    uploads: Uploads,
     state: Mutex<StoreState>,
 }
 
@@ -95,9 +111,11 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// Back-off between failed discoveries, and how often an unreachable store is checked again.
+/// Back-off between failed discoveries and checks, and how often the store is checked again (a one-key
+/// listing: about 1,440 LIST requests a day).
 const RETRY_MIN: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
 
 impl Gateway {
     /// A gateway on `root`, or on the root `discovery` finds.
@@ -105,19 +123,18 @@ impl Gateway {
         root: Option<StoreRoot>,
         discovery: Option<Discovery>,
         s3: aws_sdk_s3::Client,
-        part_size: u64,
-        max_body_size: u64,
+        uploads: Uploads,
     ) -> Arc<Self> {
         Arc::new(Gateway {
             root: ArcSwapOption::new(root.map(Arc::new)),
             discovery,
             s3,
-            part_size,
-            max_body_size,
+            uploads,
             state: Mutex::new(StoreState {
                 reachable: None,
                 checked_at: None,
                 message: "not checked yet".into(),
+                last_error: None,
             }),
         })
     }
@@ -146,13 +163,12 @@ impl Gateway {
             s3::custom_endpoint_configured(sdk),
         );
         let discovery = store.is_none().then_some(discovery);
-        Ok(Gateway::new(
-            store,
-            discovery,
-            client,
-            settings.part_size,
+        let uploads = Uploads {
+            part_size: settings.part_size,
             max_body_size,
-        ))
+            kms_key_id: settings.kms_key_id.clone(),
+        };
+        Ok(Gateway::new(store, discovery, client, uploads))
     }
 
     pub fn root(&self) -> Option<Arc<StoreRoot>> {
@@ -160,10 +176,21 @@ impl Gateway {
     }
 
     fn set_state(&self, reachable: Option<bool>, message: String) {
+        let now = SystemTime::now();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.checked_at = Some(SystemTime::now());
+        state.checked_at = Some(now);
+        if reachable != Some(true) {
+            state.last_error = Some((now, message.clone()));
+        }
         state.reachable = reachable;
         state.message = message;
+    }
+
+    /// Remembers a failure of an artifact request that says something about the store or the proxy's
+    /// permissions on it (shown as the store's last error; the state stays what the last check found).
+    pub(crate) fn record_failure(&self, message: String) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_error = Some((SystemTime::now(), message));
     }
 
     /// Finds the root if it is not known yet (one `Describe…`); the error says what is missing.
@@ -200,21 +227,36 @@ impl Gateway {
     }
 
     /// Background: discovers the root (retrying with back-off) and checks the store, logging what is
-    /// missing; an unreachable store is checked again every minute until it answers.
+    /// missing and every change of state; then checks it again every minute, so the status and the metric
+    /// follow the store.
     pub async fn run_checks(self: Arc<Self>) {
         let mut retry = RETRY_MIN;
+        let mut was_reachable = None;
         loop {
-            match self.check_store().await {
+            let reachable = match self.check_store().await {
                 Ok(()) => {
-                    tracing::info!(store = ?self.root().map(|r| r.uri()), "artifact store reachable with the proxy's credentials");
-                    return;
+                    if was_reachable != Some(true) {
+                        tracing::info!(store = ?self.root().map(|r| r.uri()), "artifact store reachable with the proxy's credentials");
+                    }
+                    true
                 }
                 Err(message) => {
-                    tracing::error!(error = %message, "artifact gateway: the artifact store is not usable (metadata calls are unaffected)");
+                    if was_reachable != Some(false) || retry < RETRY_MAX {
+                        tracing::error!(error = %message, "artifact gateway: the artifact store is not usable (metadata calls are unaffected)");
+                    }
+                    false
                 }
-            }
-            tokio::time::sleep(retry).await;
-            retry = (retry * 2).min(RETRY_MAX);
+            };
+            was_reachable = Some(reachable);
+            let pause = if reachable {
+                retry = RETRY_MIN;
+                RECHECK_EVERY
+            } else {
+                let pause = retry;
+                retry = (retry * 2).min(RETRY_MAX);
+                pause
+            };
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -222,14 +264,32 @@ impl Gateway {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The store's state for the metric and the status.
+    pub fn gauge(&self) -> StoreGauge {
+        if self.root().is_none() {
+            return StoreGauge::Undiscovered;
+        }
+        match self.state().reachable {
+            None => StoreGauge::Unchecked,
+            Some(true) => StoreGauge::Reachable,
+            Some(false) => StoreGauge::Unreachable,
+        }
+    }
+
     /// The gateway's part of `/api/proxy/status`.
     pub fn status(&self) -> serde_json::Value {
         let state = self.state();
+        let rfc3339 = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+        let (last_error_at, last_error) = state.last_error.map_or((None, None), |(at, message)| {
+            (Some(rfc3339(at)), Some(message))
+        });
         json!({
             "store": self.root().map(|r| r.uri()),
-            "reachable": state.reachable,
-            "checked_at": state.checked_at.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            "state": self.gauge().label(),
+            "checked_at": state.checked_at.map(rfc3339),
             "message": state.message,
+            "last_error": last_error,
+            "last_error_at": last_error_at,
         })
     }
 

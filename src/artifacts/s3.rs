@@ -73,7 +73,14 @@ impl S3Failure {
         )
     }
 
-    pub fn into_response(self, relative: &str) -> warp::reply::Response {
+    /// Whether the failure says something about the store or the proxy's permissions on it (rather than
+    /// about the artifact asked for).
+    pub fn is_the_stores(&self) -> bool {
+        matches!(self, S3Failure::Denied { .. } | S3Failure::Unavailable(_))
+    }
+
+    /// The error the client gets (`relative`: the artifact's path under the store root).
+    pub fn into_error(self, relative: &str) -> Error {
         match self {
             S3Failure::NotFound => {
                 Error::ResourceDoesNotExist(format!("artifact {relative:?} does not exist"))
@@ -92,7 +99,6 @@ impl S3Failure {
                 Error::BadGateway(format!("the artifact store (S3) failed: {detail}"))
             }
         }
-        .into_response()
     }
 }
 
@@ -189,7 +195,8 @@ mod tests {
             resource: "arn:aws:s3:::bkt/mlflow/1/x".into(),
             detail: "AccessDenied".into(),
         }
-        .into_response("1/x");
+        .into_error("1/x")
+        .into_response();
         assert_eq!(response.status(), 403);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -198,7 +205,7 @@ mod tests {
         assert!(
             message.contains("s3:PutObject") && message.contains("arn:aws:s3:::bkt/mlflow/1/x")
         );
-        let response = S3Failure::NotFound.into_response("1/x");
+        let response = S3Failure::NotFound.into_error("1/x").into_response();
         assert_eq!(response.status(), 404);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

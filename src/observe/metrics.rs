@@ -115,6 +115,63 @@ pub struct Gauges {
     pub in_flight: i64,
     pub credential_refreshes: Option<u64>,
     pub ui_session_renewals: Option<u64>,
+    /// The artifact store's state, with the artifact gateway on.
+    pub artifact_store: Option<StoreGauge>,
+}
+
+/// The artifact store's state as the gauges show it (one of [`StoreGauge::STATES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreGauge {
+    /// The store's location is not known yet (SageMaker's `Describe…` has not answered).
+    Undiscovered,
+    /// Known, not checked yet.
+    Unchecked,
+    /// The last check listed the store with the proxy's credentials.
+    Reachable,
+    /// The last check failed (missing permission, no such bucket, S3 unreachable).
+    Unreachable,
+}
+
+impl StoreGauge {
+    pub const STATES: [StoreGauge; 4] = [
+        StoreGauge::Undiscovered,
+        StoreGauge::Unchecked,
+        StoreGauge::Reachable,
+        StoreGauge::Unreachable,
+    ];
+
+    /// The `state` label (and the status JSON's `state`).
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreGauge::Undiscovered => "undiscovered",
+            StoreGauge::Unchecked => "unchecked",
+            StoreGauge::Reachable => "reachable",
+            StoreGauge::Unreachable => "unreachable",
+        }
+    }
+
+    /// 1 when the last check found the store usable, else 0.
+    pub fn up(self) -> i64 {
+        i64::from(self == StoreGauge::Reachable)
+    }
+}
+
+/// `…_artifact_store_up` (1/0) and `…_artifact_store_state` with one series per state, the one in force
+/// at 1 (a state set: a state change never creates or drops a series).
+fn render_store_gauges(out: &mut String, store: StoreGauge) {
+    out.push_str("# HELP mlflow_proxy_artifact_store_up Whether the artifact gateway's last check could list the artifact store (1) or not (0).\n");
+    out.push_str("# TYPE mlflow_proxy_artifact_store_up gauge\n");
+    let _ = writeln!(out, "mlflow_proxy_artifact_store_up {}", store.up());
+    out.push_str("# HELP mlflow_proxy_artifact_store_state The artifact store's state: 1 for the state in force, 0 for the others.\n");
+    out.push_str("# TYPE mlflow_proxy_artifact_store_state gauge\n");
+    for state in StoreGauge::STATES {
+        let _ = writeln!(
+            out,
+            "mlflow_proxy_artifact_store_state{{state=\"{}\"}} {}",
+            state.label(),
+            i64::from(state == store)
+        );
+    }
 }
 
 /// The method as a label without allocating (methods outside HTTP's standard set are `OTHER`).
@@ -257,6 +314,9 @@ impl Metrics {
             out.push_str("# TYPE mlflow_proxy_ui_session_renewals_total counter\n");
             let _ = writeln!(out, "mlflow_proxy_ui_session_renewals_total {n}");
         }
+        if let Some(store) = gauges.artifact_store {
+            render_store_gauges(&mut out, store);
+        }
         out
     }
 }
@@ -319,6 +379,7 @@ mod tests {
             in_flight: 2,
             credential_refreshes: Some(1),
             ui_session_renewals: None,
+            artifact_store: None,
         });
         assert!(text.contains(
             "mlflow_proxy_requests_total{class=\"read\",method=\"GET\",status=\"200\"} 2"
@@ -341,6 +402,43 @@ mod tests {
         assert!(text.contains("mlflow_proxy_in_flight_requests 2"));
         assert!(text.contains("mlflow_proxy_credential_refreshes_total 1"));
         assert!(!text.contains("ui_session_renewals"));
+        assert!(
+            !text.contains("artifact_store"),
+            "gateway off: no store gauges"
+        );
+    }
+
+    #[test]
+    fn renders_the_artifact_store_state() {
+        let gauges = |store| Gauges {
+            in_flight: 0,
+            credential_refreshes: Some(1),
+            ui_session_renewals: None,
+            artifact_store: Some(store),
+        };
+        let m = Metrics::new(1);
+        let up = m.render(&gauges(StoreGauge::Reachable));
+        assert!(up.contains(
+            "# TYPE mlflow_proxy_artifact_store_up gauge\nmlflow_proxy_artifact_store_up 1\n"
+        ));
+        assert!(up.contains("mlflow_proxy_artifact_store_state{state=\"reachable\"} 1\n"));
+        assert!(up.contains("mlflow_proxy_artifact_store_state{state=\"unreachable\"} 0\n"));
+        let down = m.render(&gauges(StoreGauge::Unreachable));
+        assert!(down.contains("mlflow_proxy_artifact_store_up 0\n"));
+        assert!(down.contains("mlflow_proxy_artifact_store_state{state=\"unreachable\"} 1\n"));
+        let unknown = m.render(&gauges(StoreGauge::Undiscovered));
+        assert!(unknown.contains("mlflow_proxy_artifact_store_up 0\n"));
+        let series = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("mlflow_proxy_artifact_store_state{"))
+                .count()
+        };
+        assert_eq!(series(&up), StoreGauge::STATES.len());
+        assert_eq!(
+            series(&unknown),
+            StoreGauge::STATES.len(),
+            "every state, always"
+        );
     }
 
     #[test]
@@ -368,6 +466,7 @@ mod tests {
             in_flight: 0,
             credential_refreshes: None,
             ui_session_renewals: None,
+            artifact_store: None,
         });
         assert!(text.contains(
             "mlflow_proxy_requests_total{class=\"read\",method=\"GET\",status=\"200\"} 3"

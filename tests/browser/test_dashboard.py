@@ -151,6 +151,8 @@ def test_overview_shows_status_identity_session_and_traffic(dash, emulator, tab)
     expect(card("UI session")).to_contain_text("active")
     expect(card("UI session")).to_contain_text(re.compile(r"Expires\s*in \d+m"))
     expect(card("Live traffic")).to_contain_text(re.compile(r"Requests\s*[1-9]\d*"))
+    expect(card("Artifact store")).to_contain_text(emulator.info["artifact_root"])
+    expect(card("Artifact store")).to_contain_text("reachable")
     expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(6)
     tab.shot("dashboard-overview", full_page=True)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from .conftest import wait_for
+
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 
@@ -331,3 +333,100 @@ def test_read_only_proxy_lands_nothing(proxy_factory, target, emulator, client, 
     # reads still work
     r = requests.get(f"{ro.url}{ARTIFACTS}", params={"path": f"{eid}/{rid}/artifacts"}, timeout=30)
     assert r.status_code == 200 and r.json().get("files", []) == [], r.text
+
+
+# ------------------------------------------------------------------------------------------------ store state
+
+
+def metric_lines(proxy_url: str, name: str) -> dict[str, float]:
+    """The samples of one metric at /metrics: {"name{labels}": value}."""
+    r = requests.get(f"{proxy_url}/metrics", timeout=10)
+    assert r.status_code == 200
+    out = {}
+    for line in r.text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            sample, _, value = line.rpartition(" ")
+            out[sample] = float(value)
+    return out
+
+
+def store_status(proxy_url: str) -> dict:
+    r = requests.get(f"{proxy_url}/api/proxy/status", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["artifact_store"]
+
+
+def test_store_state_in_status_and_metrics(target, emulator):
+    status = wait_for("the store checked", lambda: (s := store_status(target.url))["state"] != "unchecked" and s)
+    assert status["store"] == emulator.info["artifact_root"]
+    assert status["state"] == "reachable", status
+    assert status["checked_at"] and status["last_error"] is None
+    assert metric_lines(target.url, "mlflow_proxy_artifact_store_up") == {"mlflow_proxy_artifact_store_up": 1}
+    assert metric_lines(target.url, "mlflow_proxy_artifact_store_state") == {
+        'mlflow_proxy_artifact_store_state{state="undiscovered"}': 0,
+        'mlflow_proxy_artifact_store_state{state="unchecked"}': 0,
+        'mlflow_proxy_artifact_store_state{state="reachable"}': 1,
+        'mlflow_proxy_artifact_store_state{state="unreachable"}': 0,
+    }
+
+
+def test_unusable_store_shows_but_keeps_the_proxy_ready(proxy_factory, emulator, uniq):
+    """A store the proxy may not list: down in the status and the metric, named permission, still ready."""
+    other = f"s3://{emulator.info['other_bucket']}/mlflow"
+    p = proxy_factory("tracking_server", args=["--artifact-store-uri", other], name=f"denied-store-{uniq}")
+    status = wait_for("the store checked", lambda: (s := store_status(p.url))["state"] != "unchecked" and s)
+    assert status["state"] == "unreachable", status
+    assert "s3:ListBucket" in status["message"] and emulator.info["other_bucket"] in status["message"], status
+    assert status["last_error"] == status["message"] and status["last_error_at"]
+    assert metric_lines(p.url, "mlflow_proxy_artifact_store_up") == {"mlflow_proxy_artifact_store_up": 0}
+    assert metric_lines(p.url, "mlflow_proxy_artifact_store_state")[
+        'mlflow_proxy_artifact_store_state{state="unreachable"}'] == 1
+    assert requests.get(f"{p.url}/readyz", timeout=10).status_code == 200
+    # An artifact request refused for a missing permission is the store's last error too.
+    r = requests.put(f"{p.url}{ARTIFACTS}/0/r/artifacts/x.txt", data=b"x", timeout=30)
+    assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED", r.text
+    assert "s3:PutObject" in store_status(p.url)["last_error"]
+
+
+# ------------------------------------------------------------------------------------------------ SSE-KMS
+
+PART = 5 * 1024 * 1024
+
+
+def sse_of(emulator, key: str) -> tuple:
+    """(ServerSideEncryption, SSEKMSKeyId, ETag) of a key in the SSE-KMS bucket, as moto recorded it."""
+    head = emulator.s3_admin().head_object(Bucket=emulator.info["kms_bucket"], Key=key)
+    return head.get("ServerSideEncryption"), head.get("SSEKMSKeyId"), head["ETag"]
+
+
+@pytest.fixture(scope="module")
+def other_kms_key(emulator) -> str:
+    return emulator.sts.admin_client("kms").create_key(Description="named by --artifact-kms-key-id")[
+        "KeyMetadata"]["Arn"]
+
+
+@pytest.mark.parametrize("explicit_key", [False, True], ids=["bucket-default", "artifact-kms-key-id"])
+@pytest.mark.parametrize("size", [1000, 3 * PART + 123], ids=["single-put", "multipart"])
+def test_sse_kms_bucket(proxy_factory, emulator, other_kms_key, size, explicit_key, uniq):
+    """Uploads through the gateway to a bucket with SSE-KMS by default land encrypted with the bucket's key (or
+    the one --artifact-kms-key-id names) and read back intact. moto records the encryption; it does not check
+    KMS permissions (kms:GenerateDataKey / kms:Decrypt), which AWS does."""
+    args = ["--artifact-store-uri", emulator.info["kms_artifact_root"], "--artifact-part-size", "5MiB"]
+    if explicit_key:
+        args += ["--artifact-kms-key-id", other_kms_key]
+    p = proxy_factory("tracking_server", args=args, name=f"kms-{uniq}")
+    body = (hashlib.sha256(uniq.encode()).digest() * (size // 32 + 1))[:size]
+    path = f"0/{uniq}/artifacts/model dir/weights.bin"
+    r = requests.put(f"{p.url}{ARTIFACTS}/{path}", data=body, timeout=120)
+    assert r.status_code == 200, r.text
+    algorithm, key_id, etag = sse_of(emulator, f"mlflow/{path}")
+    assert algorithm == "aws:kms"
+    assert key_id == (other_kms_key if explicit_key else emulator.info["kms_key_arn"])
+    # S3's ETag of a multipart object ends in -<parts>: the large body did go up in parts.
+    parts = int(etag.strip('"').rpartition("-")[2]) if "-" in etag else 1
+    assert parts >= 3 if size > PART else parts == 1, etag
+    r = requests.get(f"{p.url}{ARTIFACTS}/{path}", timeout=120)
+    assert r.status_code == 200 and len(r.content) == len(body)
+    assert hashlib.sha256(r.content).digest() == hashlib.sha256(body).digest()
+    r = requests.get(f"{p.url}{ARTIFACTS}/{path}", headers={"Range": "bytes=10-19"}, timeout=60)
+    assert r.status_code == 206 and r.content == body[10:20]

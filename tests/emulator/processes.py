@@ -197,6 +197,9 @@ class MotoSts:
         self.bucket = f"sagemaker-mlflow-emulator-{account_id}"
         # A bucket nobody but the admin may touch: out-of-store requests must fail on it.
         self.other_bucket = f"other-team-data-{account_id}"
+        # A store whose bucket encrypts with SSE-KMS by default (its key made in moto's KMS at setup).
+        self.kms_bucket = f"sagemaker-mlflow-emulator-kms-{account_id}"
+        self.kms_key_arn = ""
         self.mlflow_access_key_id = ""
         self.mlflow_secret_access_key = ""
         self.admin_access_key_id = ""
@@ -209,6 +212,10 @@ class MotoSts:
     @property
     def artifact_root(self) -> str:
         return f"s3://{self.bucket}/{self.ARTIFACT_PREFIX}"
+
+    @property
+    def kms_artifact_root(self) -> str:
+        return f"s3://{self.kms_bucket}/{self.ARTIFACT_PREFIX}"
 
     def s3_settings(self) -> dict:
         """What the MLflow server needs to use the artifact store with its own credentials."""
@@ -278,6 +285,14 @@ class MotoSts:
         # The proxy's identities may use the artifact store (the gateway), and nothing else in S3.
         iam.put_user_policy(UserName=self.USER_NAME, PolicyName="mlflow-artifacts",
                             PolicyDocument=json.dumps(s3_policy(self.bucket, self.ARTIFACT_PREFIX)))
+        # ... and the SSE-KMS store (a gateway pointed at it with --artifact-store-uri), with the key's use
+        # through S3 as AWS requires it (moto's S3 does not call KMS, so it checks no kms:* permission).
+        kms_store = s3_policy(self.kms_bucket, self.ARTIFACT_PREFIX)
+        kms_store["Statement"].append({"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                                       "Resource": "*",
+                                       "Condition": {"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}}})
+        iam.put_user_policy(UserName=self.USER_NAME, PolicyName="mlflow-artifacts-kms",
+                            PolicyDocument=json.dumps(kms_store))
         trust = {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"AWS": self.user_arn}, "Action": "sts:AssumeRole"}],
@@ -318,8 +333,12 @@ class MotoSts:
         iam.put_user_policy(UserName=self.ADMIN_USER_NAME, PolicyName="admin", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         s3 = self._client("s3")
-        for bucket in (self.bucket, self.other_bucket):
+        for bucket in (self.bucket, self.other_bucket, self.kms_bucket):
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+        self.kms_key_arn = self._client("kms").create_key(Description="SSE-KMS artifact bucket")["KeyMetadata"]["Arn"]
+        s3.put_bucket_encryption(Bucket=self.kms_bucket, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.kms_key_arn},
+            "BucketKeyEnabled": True}]})
         s3.put_object(Bucket=self.other_bucket, Key="secret.txt", Body=b"not for MLflow")
 
     def _enforce_external_ids(self) -> None:

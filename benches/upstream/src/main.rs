@@ -7,15 +7,20 @@
 //! - `GET  /api/2.0/mlflow-artifacts/artifacts/<p>/<N>.bin` N bytes, streamed (default `--large-bytes`)
 //! - `PUT  /api/2.0/mlflow-artifacts/artifacts/<p>`       reads and counts the body, answers `{"bytes":N}`
 //!
+//! - `/bench-artifacts/...`                              a minimal S3 endpoint (`s3.rs`, the gateway's bench)
+//!
 //! Every request header (the proxy's SigV4 headers included) is ignored.
 //!
 //! Usage: `bench-upstream [--listen 127.0.0.1:0] [--threads N] [--large-bytes N]`; prints
 //! `listening ADDR` on stdout once bound.
 
+mod s3;
+
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
@@ -121,10 +126,20 @@ fn requested_size(path: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn handle(req: Request<Incoming>, large_bytes: u64) -> Result<Response<Reply>, hyper::Error> {
+/// The S3 endpoint's one bucket.
+const S3_BUCKET: &str = "/bench-artifacts";
+
+async fn handle(
+    req: Request<Incoming>,
+    large_bytes: u64,
+    store: Arc<s3::Store>,
+) -> Result<Response<Reply>, hyper::Error> {
     const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts/";
     const API: &str = "/api/2.0/mlflow/";
     let path = req.uri().path().to_owned();
+    if path == S3_BUCKET || path.starts_with(&format!("{S3_BUCKET}/")) {
+        return store.handle(req).await;
+    }
     let method = req.method().clone();
     let response = if path.starts_with(ARTIFACTS) {
         match method {
@@ -231,6 +246,7 @@ async fn serve(args: Args) {
         let _ = out.flush();
     }
     let large_bytes = args.large_bytes;
+    let store = Arc::new(s3::Store::default());
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -242,8 +258,9 @@ async fn serve(args: Args) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let store = store.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, large_bytes));
+            let service = service_fn(move |req| handle(req, large_bytes, store.clone()));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -3,6 +3,7 @@ import { formatProblem, problemsOf } from '../lib/check';
 import identitySigningOff from '../test/captured/identity-signing-off-400.json';
 import statsIdle from '../test/captured/stats-idle.json';
 import statsTraffic from '../test/captured/stats-traffic.json';
+import statusAppStoreUnreachable from '../test/captured/status-app-store-unreachable.json';
 import statusSelfHosted from '../test/captured/status-self-hosted.json';
 import statusSigv4 from '../test/captured/status-sigv4-presigned-failed.json';
 import { ApiError, createApiClient, ResponseShapeError } from './client';
@@ -24,6 +25,7 @@ describe('the types match answers captured from the proxy', () => {
   it.each([
     ['status, self-hosted (signing off)', statusSelfHosted],
     ['status, SigV4 with a failed presigned UI session', statusSigv4],
+    ['status, MLflow App with an unreachable artifact store', statusAppStoreUnreachable],
   ])('/api/proxy/status: %s', (_, body) => {
     expect(problemsOf(proxyStatusSchema, body).map(formatProblem)).toEqual([]);
   });
@@ -40,6 +42,10 @@ describe('the types match answers captured from the proxy', () => {
     expect(statusSigv4.credentials).not.toBeNull();
     expect(statusSigv4.ui_session.last_error).toEqual(expect.any(String));
     expect(statusSelfHosted.ui_session).not.toHaveProperty('renewals');
+    expect(statusSelfHosted.artifact_store).toBeNull();
+    expect(statusSigv4.artifact_store?.store).toBeNull();
+    expect(statusAppStoreUnreachable.artifact_store?.store).toEqual(expect.any(String));
+    expect(statusAppStoreUnreachable.artifact_store?.last_error).toEqual(expect.any(String));
     expect(statsTraffic.series.length).toBeGreaterThan(0);
   });
 

@@ -2,7 +2,7 @@
 // wrapped in `exactly<TheInterface>()`, so the compiler refuses a schema that differs from its
 // interface in any field, optionality or nullability: types and checks cannot drift apart.
 import { array, boolean, count, exactly, integer, nullable, number, object, oneOf, string } from '../lib/check';
-import type { ProxyCredentials, ProxyIdentity, ProxyStats, ProxyStatus, ProxyUiSession, StatsBucket } from './types';
+import type { ProxyArtifactStore, ProxyCredentials, ProxyIdentity, ProxyStats, ProxyStatus, ProxyUiSession, StatsBucket } from './types';
 
 const credentials = exactly<ProxyCredentials>()(object({
   source: string,
@@ -22,6 +22,15 @@ const uiSession = exactly<ProxyUiSession>()(object(
   },
 ));
 
+const artifactStore = exactly<ProxyArtifactStore>()(object({
+  store: nullable(string),
+  state: oneOf('undiscovered', 'unchecked', 'reachable', 'unreachable'),
+  checked_at: nullable(string),
+  message: string,
+  last_error: nullable(string),
+  last_error_at: nullable(string),
+}));
+
 export const proxyStatusSchema = exactly<ProxyStatus>()(object({
   version: string,
   mode: oneOf('tracking-server', 'app', 'self-hosted'),
@@ -35,6 +44,7 @@ export const proxyStatusSchema = exactly<ProxyStatus>()(object({
   ready_reason: nullable(string),
   credentials: nullable(credentials),
   ui_session: uiSession,
+  artifact_store: nullable(artifactStore),
   frame_ancestors: array(string),
   cors_allowed_origins: array(string),
   started_at: string,

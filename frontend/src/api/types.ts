@@ -35,6 +35,26 @@ export interface ProxyUiSession {
   last_error?: string | null;
 }
 
+/**
+ * The artifact store as the artifact gateway last found it: `undiscovered` (SageMaker has not said where
+ * it is yet), `unchecked`, `reachable` (the proxy's credentials can list it) or `unreachable`.
+ */
+export type ArtifactStoreState = 'undiscovered' | 'unchecked' | 'reachable' | 'unreachable';
+
+export interface ProxyArtifactStore {
+  /** `s3://bucket/prefix`; null until discovered. */
+  store: string | null;
+  state: ArtifactStoreState;
+  /** RFC 3339, whole seconds: the last check (they repeat every minute). */
+  checked_at: string | null;
+  /** What the last check found, in words (names the missing permission when listing was refused). */
+  message: string;
+  /** The last failure that was the store's or the proxy's permissions' (a check's or an artifact request's). */
+  last_error: string | null;
+  /** RFC 3339, whole seconds. */
+  last_error_at: string | null;
+}
+
 export interface ProxyStatus {
   version: string;
   mode: ProxyMode;
@@ -49,6 +69,8 @@ export interface ProxyStatus {
   /** null when signing is off. */
   credentials: ProxyCredentials | null;
   ui_session: ProxyUiSession;
+  /** null when the artifact gateway is off. */
+  artifact_store: ProxyArtifactStore | null;
   /** Always starts with `'self'`. */
   frame_ancestors: string[];
   cors_allowed_origins: string[];

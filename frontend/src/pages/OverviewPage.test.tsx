@@ -2,6 +2,7 @@ import { screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import { ApiError, createApiClient } from '../api/client';
 import statsTraffic from '../test/captured/stats-traffic.json';
+import statusAppStoreUnreachable from '../test/captured/status-app-store-unreachable.json';
 import statusSelfHosted from '../test/captured/status-self-hosted.json';
 import statusSigv4 from '../test/captured/status-sigv4-presigned-failed.json';
 import { statsFixture, statusFixture } from '../test/fixtures';
@@ -92,6 +93,40 @@ describe('OverviewPage', () => {
     expect(alert).toHaveTextContent('UPSTREAM · HTTP 502');
   });
 
+  it('shows the artifact store the gateway serves', async () => {
+    renderApp('/');
+    const store = await screen.findByText('s3://team-artifacts/mlflow');
+    expect(store.closest('section')).toBe(card('Artifact store'));
+    expect(within(card('Artifact store')).getByText('reachable')).toHaveClass('badge-ok');
+    expect(within(card('Artifact store')).queryByTestId('store-message')).not.toBeInTheDocument();
+    expect(within(card('Artifact store')).queryByTestId('store-last-error')).not.toBeInTheDocument();
+  });
+
+  it('names what the store lacks when it cannot be listed', async () => {
+    const denied =
+      'cannot list the artifact store s3://team-artifacts/mlflow: the proxy\'s AWS identity lacks s3:ListBucket on arn:aws:s3:::team-artifacts';
+    const artifactStore = {
+      store: 's3://team-artifacts/mlflow',
+      state: 'unreachable' as const,
+      checked_at: '2025-11-22T06:00:00Z',
+      message: denied,
+      last_error: denied,
+      last_error_at: '2025-11-22T06:00:00Z',
+    };
+    renderApp('/', mockClient({ getStatus: () => Promise.resolve(statusFixture({ artifact_store: artifactStore })) }));
+    expect(await screen.findByTestId('store-message')).toHaveTextContent('lacks s3:ListBucket on arn:aws:s3:::team-artifacts');
+    expect(within(card('Artifact store')).getByText('unreachable')).toHaveClass('badge-error');
+    expect(within(card('Artifact store')).getByTestId('store-last-error')).toHaveTextContent(/^Last error \(.+\): cannot list/);
+    expect(within(card('Readiness')).getByText('Ready')).toBeInTheDocument();
+  });
+
+  it('says when the artifact gateway is off', async () => {
+    renderApp('/', mockClient({ getStatus: () => Promise.resolve(statusFixture({ artifact_store: null })) }));
+    expect(
+      await within(await screen.findByRole('main')).findByText('The artifact gateway is off: clients reach the artifact store themselves.'),
+    ).toBeInTheDocument();
+  });
+
   it('shows status and stats errors readably', async () => {
     const down = () => Promise.reject(new ApiError({ message: 'HTTP 502 Bad Gateway', status: 502, method: 'GET', path: '/x' }));
     renderApp('/', mockClient({ getStatus: down, getStats: down }));
@@ -127,6 +162,18 @@ describe('OverviewPage', () => {
       ).toBeInTheDocument();
       expect(within(card('UI session')).getByText('0')).toBeInTheDocument();
       expect(await within(card('Live traffic')).findByText('1.28 ms')).toBeInTheDocument();
+      expect(within(card('Artifact store')).getByText('undiscovered')).toHaveClass('badge-warn');
+      expect(within(card('Artifact store')).getByTestId('store-message')).toHaveTextContent('DescribeMlflowTrackingServer');
+    });
+
+    it('shows an artifact store the proxy cannot reach, and one not found yet', async () => {
+      renderApp('/', serving({ '/api/proxy/status': statusAppStoreUnreachable, '/api/proxy/stats': statsTraffic }));
+      expect(await within(await screen.findByRole('main')).findByText('s3://demo-artifacts/mlflow')).toBeInTheDocument();
+      expect(within(card('Artifact store')).getByText('unreachable')).toHaveClass('badge-error');
+      expect(within(card('Artifact store')).getByTestId('store-message')).toHaveTextContent(
+        /^cannot reach the artifact store s3:\/\/demo-artifacts\/mlflow: /,
+      );
+      expect(within(card('Readiness')).getByText('Ready')).toBeInTheDocument();
     });
 
     it('shows a self-hosted proxy', async () => {
@@ -136,6 +183,7 @@ describe('OverviewPage', () => {
       expect(within(card('UI session')).getByText('none')).toBeInTheDocument();
       // Neither an expiry nor a session count: the server sends no `renewals` without presigned sessions.
       expect(within(card('UI session')).getAllByText('—')).toHaveLength(2);
+      expect(within(card('Artifact store')).getByText(/The artifact gateway is off/)).toBeInTheDocument();
     });
 
     it('shows a drifted answer as a clear error instead of a broken chart', async () => {

@@ -1,5 +1,5 @@
 import { useProxyIdentity, useProxyStats, useProxyStatus } from '../api/hooks';
-import type { ProxyStatus, UiSessionState } from '../api/types';
+import type { ArtifactStoreState, ProxyStatus, UiSessionState } from '../api/types';
 import { Badge, type Tone } from '../components/Badge';
 import { Card, Facts } from '../components/Card';
 import { Countdown } from '../components/Countdown';
@@ -15,6 +15,13 @@ const SESSION_TONES: Record<UiSessionState, Tone> = {
   active: 'ok',
   expired: 'warn',
   failed: 'error',
+};
+
+const STORE_TONES: Record<ArtifactStoreState, Tone> = {
+  undiscovered: 'warn',
+  unchecked: 'neutral',
+  reachable: 'ok',
+  unreachable: 'error',
 };
 
 function Mono({ children }: { children: string | null | undefined }) {
@@ -144,6 +151,42 @@ function UiSessionCard({ status }: { status: ProxyStatus }) {
   );
 }
 
+function timeOrDash(rfc3339: string | null) {
+  return rfc3339 ? formatDateTime(Date.parse(rfc3339)) : <span className="muted">—</span>;
+}
+
+function ArtifactStoreCard({ status }: { status: ProxyStatus }) {
+  const a = status.artifact_store;
+  if (!a) {
+    return (
+      <Card title="Artifact store" className="span-2">
+        <p className="muted">The artifact gateway is off: clients reach the artifact store themselves.</p>
+      </Card>
+    );
+  }
+  return (
+    <Card title="Artifact store" className="span-2">
+      <Facts
+        items={[
+          ['Store', <Mono key="s">{a.store}</Mono>],
+          ['State', <Badge key="st" tone={STORE_TONES[a.state] ?? 'neutral'}>{a.state}</Badge>],
+          ['Checked', timeOrDash(a.checked_at)],
+        ]}
+      />
+      {a.state === 'reachable' ? null : (
+        <p className={a.state === 'unchecked' ? 'muted' : 'error-text'} data-testid="store-message">
+          {a.message}
+        </p>
+      )}
+      {a.last_error ? (
+        <p className="error-text" data-testid="store-last-error">
+          Last error{a.last_error_at ? ` (${formatDateTime(Date.parse(a.last_error_at))})` : ''}: {a.last_error}
+        </p>
+      ) : null}
+    </Card>
+  );
+}
+
 export function OverviewPage() {
   const status = useProxyStatus();
   const stats = useProxyStats();
@@ -158,6 +201,7 @@ export function OverviewPage() {
             <CredentialsCard status={st} />
             <UiSessionCard status={st} />
             <UpstreamCard status={st} />
+            <ArtifactStoreCard status={st} />
             <IdentityCard signing={st.signing} />
           </div>
         )}

@@ -4,9 +4,12 @@
 //! operation, and through the proxy a policy that allows every class lets every route through while
 //! `--read-only` lets exactly the reads through.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use common::*;
 use http::Method;
 use sagemaker_mlflow_proxy::testing::{classify, is_mlflow_api_path, ui_upstream_path, Class};
 
@@ -299,4 +302,108 @@ fn names_are_read_as_verbs() {
     assert_eq!(named(&route("POST", "GetOrCreateUserQueue")), Named::Change);
     assert!(!agrees(Named::Change, Class::Read) && !agrees(Named::Read, Class::Write));
     assert_eq!(fill_parameters("/a/{x}/b/{y:path}:go"), "/a/p1/b/p1/p2:go");
+}
+
+/// One request of the end-to-end check: what is sent, and the class the table gives it.
+struct Probe {
+    method: String,
+    /// The path sent to the proxy (`/mlflow/…` for the UI).
+    path: String,
+    body: &'static str,
+    class: Option<Class>,
+}
+
+/// The requests that exercise `route`: under its own path (unless it is a UI file) and under the UI
+/// prefix; GraphQL once as a query and once as a mutation.
+fn probes(route: &Route) -> Vec<Probe> {
+    let method = route.method();
+    let bodies: &[&'static str] = match (route.is_graphql(), route.method.as_str()) {
+        (true, "POST") => &[GRAPHQL_QUERY, GRAPHQL_MUTATION],
+        (_, "GET") => &[""],
+        _ => &["{}"],
+    };
+    let mut paths = vec![format!("/mlflow{}", route.path)];
+    if !route.is_ui_file() {
+        paths.push(route.path.clone());
+    }
+    let mut probes = Vec::new();
+    for path in paths {
+        for body in bodies {
+            let class = classify(&method, &route.path, Some(body.as_bytes()));
+            probes.push(Probe {
+                method: route.method.clone(),
+                path: path.clone(),
+                body,
+                class,
+            });
+        }
+    }
+    probes
+}
+
+/// Every distinct method and path of every version, once.
+fn distinct_routes() -> BTreeMap<(String, String), Route> {
+    let mut distinct = BTreeMap::new();
+    for routes in routes_by_version().into_values() {
+        for route in routes {
+            distinct.insert((route.method.clone(), route.path.clone()), route);
+        }
+    }
+    distinct
+}
+
+/// What the proxy answered `probe` with, when that is not what `allowed` says it should.
+fn gate_problem(client: &Client, proxy: &Proxy, probe: &Probe, allowed: bool) -> Option<String> {
+    let headers = [("content-type", "application/json")];
+    let reply = client.send(&probe.method, &proxy.url(&probe.path), &headers, probe.body);
+    let refused_for_its_class =
+        reply.status == 403 && String::from_utf8_lossy(&reply.body).contains("missing permission");
+    let as_expected = if allowed {
+        reply.status == 200
+    } else {
+        refused_for_its_class
+    };
+    (!as_expected).then(|| {
+        let body = String::from_utf8_lossy(&reply.body);
+        let body: String = body.chars().take(160).collect();
+        format!(
+            "{} {} ({:?}): {} {body}",
+            probe.method, probe.path, probe.class, reply.status
+        )
+    })
+}
+
+#[test]
+fn through_the_proxy_allow_all_passes_every_route_and_read_only_exactly_the_reads() {
+    let upstream = start_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = [\"read\", \"write\", \"delete\", \"admin\"]\n",
+    )
+    .unwrap();
+    let allow_all = start_unsigned_proxy(&upstream, &["--policy", policy.to_str().unwrap()]);
+    let read_only = start_unsigned_proxy(&upstream, &["--read-only"]);
+    let client = Client::new();
+    let mut problems = Vec::new();
+    let mut sent = 0;
+    for route in distinct_routes().values() {
+        for probe in probes(route) {
+            let is_read = probe.class == Some(Class::Read);
+            problems.extend(gate_problem(&client, &allow_all, &probe, true));
+            problems.extend(gate_problem(&client, &read_only, &probe, is_read));
+            sent += 2;
+        }
+    }
+    println!(
+        "{sent} requests, {} reached the upstream",
+        upstream.requests().len()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} of {sent} requests answered wrongly:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

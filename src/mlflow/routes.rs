@@ -708,105 +708,115 @@ mod tests {
         );
     }
 
+    /// A row or two of each family MLflow 3 added, with its class.
+    const MLFLOW_3_FAMILIES: &[(Method, &str, Option<Class>)] = &[
+        (
+            Method::PUT,
+            "/ajax-api/3.0/mlflow/scorers/online-config",
+            Some(Write),
+        ),
+        (
+            Method::POST,
+            "/api/3.0/mlflow/scorers/register",
+            Some(Write),
+        ),
+        (Method::GET, "/api/3.0/mlflow/scorers/versions", Some(Read)),
+        (
+            Method::DELETE,
+            "/api/3.0/mlflow/scorers/delete",
+            Some(Delete),
+        ),
+        (Method::PUT, "/api/3.0/mlflow/scorers/register", None),
+        (
+            Method::POST,
+            "/api/2.0/mlflow/traces/link-to-run",
+            Some(Write),
+        ),
+        (
+            Method::GET,
+            "/api/3.0/mlflow/traces/t1/assessments/a1",
+            Some(Read),
+        ),
+        (
+            Method::GET,
+            "/ajax-api/3.0/mlflow/assistant/sessions/s/stream",
+            Some(Read),
+        ),
+        (
+            Method::POST,
+            "/ajax-api/3.0/mlflow/assistant/message",
+            Some(Write),
+        ),
+        (
+            Method::PUT,
+            "/ajax-api/3.0/mlflow/assistant/config",
+            Some(Admin),
+        ),
+        (
+            Method::POST,
+            "/gateway/chat/mlflow/invocations",
+            Some(Write),
+        ),
+        (Method::POST, "/gateway/proxy/chat/v1/a/b", Some(Write)),
+        (Method::GET, "/gateway/mlflow/v1/models", Some(Read)),
+        (Method::GET, "/gateway/chat/mlflow/invocations", None),
+        (
+            Method::POST,
+            "/api/3.0/mlflow/gateway/secrets/create",
+            Some(Admin),
+        ),
+        (
+            Method::GET,
+            "/api/3.0/mlflow/gateway/secrets/list",
+            Some(Read),
+        ),
+        (Method::POST, "/ajax-api/3.0/jobs/", Some(Write)),
+        (Method::POST, "/ajax-api/3.0/jobs/search", Some(Read)),
+        (Method::PATCH, "/ajax-api/3.0/jobs/cancel/j1", Some(Write)),
+        (Method::GET, "/api/3.0/mlflow/workspaces", Some(Read)),
+        (Method::POST, "/api/3.0/mlflow/workspaces", Some(Admin)),
+        (
+            Method::GET,
+            "/api/3.0/mlflow/mcp-servers/io.x/b/versions/1",
+            Some(Read),
+        ),
+        (
+            Method::DELETE,
+            "/api/3.0/mlflow/mcp-servers/io.x/b/tags/k",
+            Some(Write),
+        ),
+        (
+            Method::DELETE,
+            "/api/3.0/mlflow/mcp-servers/io.x/b",
+            Some(Delete),
+        ),
+        (
+            Method::POST,
+            "/api/2.0/mlflow/artifacts/presigned-download-url",
+            Some(Read),
+        ),
+        (
+            Method::GET,
+            "/api/2.0/mlflow-artifacts/presigned/1/a/m.pkl",
+            Some(Read),
+        ),
+        (
+            Method::POST,
+            "/api/2.0mlflow/experiments/search-datasets",
+            Some(Read),
+        ),
+        (
+            Method::POST,
+            "/api/3.0/mlflow/review-queues/get-or-create-user",
+            Some(Write),
+        ),
+        (Method::GET, "/build/x.js", Some(Read)),
+    ];
+
     #[test]
     fn mlflow_3_families() {
-        let mcp = "/ajax-api/3.0/mlflow/mcp-servers/io.github.a/b";
-        for (method, path, class) in [
-            (
-                Method::PUT,
-                "/ajax-api/3.0/mlflow/scorers/online-config",
-                Some(Write),
-            ),
-            (
-                Method::POST,
-                "/api/3.0/mlflow/scorers/register",
-                Some(Write),
-            ),
-            (Method::GET, "/api/3.0/mlflow/scorers/versions", Some(Read)),
-            (
-                Method::DELETE,
-                "/api/3.0/mlflow/scorers/delete",
-                Some(Delete),
-            ),
-            (Method::PUT, "/api/3.0/mlflow/scorers/register", None),
-            (
-                Method::POST,
-                "/api/2.0/mlflow/traces/link-to-run",
-                Some(Write),
-            ),
-            (
-                Method::GET,
-                "/ajax-api/3.0/mlflow/traces/t1/assessments/a1",
-                Some(Read),
-            ),
-            (
-                Method::GET,
-                "/ajax-api/3.0/mlflow/assistant/sessions/s1/stream",
-                Some(Read),
-            ),
-            (
-                Method::POST,
-                "/ajax-api/3.0/mlflow/assistant/message",
-                Some(Write),
-            ),
-            (
-                Method::PUT,
-                "/ajax-api/3.0/mlflow/assistant/config",
-                Some(Admin),
-            ),
-            (
-                Method::POST,
-                "/gateway/chat/mlflow/invocations",
-                Some(Write),
-            ),
-            (Method::POST, "/gateway/proxy/chat/v1/a/b", Some(Write)),
-            (Method::GET, "/gateway/mlflow/v1/models", Some(Read)),
-            (Method::GET, "/gateway/chat/mlflow/invocations", None),
-            (
-                Method::POST,
-                "/api/3.0/mlflow/gateway/secrets/create",
-                Some(Admin),
-            ),
-            (
-                Method::GET,
-                "/api/3.0/mlflow/gateway/secrets/list",
-                Some(Read),
-            ),
-            (Method::POST, "/ajax-api/3.0/jobs/", Some(Write)),
-            (Method::POST, "/ajax-api/3.0/jobs/search", Some(Read)),
-            (Method::PATCH, "/ajax-api/3.0/jobs/cancel/j1", Some(Write)),
-            (Method::GET, "/api/3.0/mlflow/workspaces", Some(Read)),
-            (Method::POST, "/api/3.0/mlflow/workspaces", Some(Admin)),
-            (Method::GET, &format!("{mcp}/versions/1"), Some(Read)),
-            (
-                Method::DELETE,
-                &format!("{mcp}/versions/1/tags/k"),
-                Some(Write),
-            ),
-            (Method::DELETE, mcp, Some(Delete)),
-            (
-                Method::POST,
-                "/api/2.0/mlflow/artifacts/presigned-download-url",
-                Some(Read),
-            ),
-            (
-                Method::GET,
-                "/api/2.0/mlflow-artifacts/presigned/1/a/m.pkl",
-                Some(Read),
-            ),
-            (
-                Method::POST,
-                "/api/2.0mlflow/experiments/search-datasets",
-                Some(Read),
-            ),
-            (
-                Method::POST,
-                "/api/3.0/mlflow/review-queues/get-or-create-user",
-                Some(Write),
-            ),
-            (Method::GET, "/build/x.js", Some(Read)),
-        ] {
-            assert_eq!(classify(&method, path, None), class, "{method} {path}");
+        for (method, path, class) in MLFLOW_3_FAMILIES {
+            assert_eq!(classify(method, path, None), *class, "{method} {path}");
         }
         assert!(is_mlflow_api_path("/gateway/chat/mlflow/invocations"));
         assert!(!is_mlflow_api_path("/gateway") && !is_mlflow_api_path("/build/x.js"));

@@ -1,7 +1,7 @@
 """Every HTTP route of each MLflow server version in the matrix, as MLflow itself registers them.
 
-Each version is installed into its own cached virtualenv (`.cache/mlflow-routes/<version>/`, gitignored)
-and asked, in a child process of that venv, for its routes: the Flask app's `url_map` (the REST operations
+Each version is installed with uv into its own cached virtualenv (`.cache/mlflow-routes/<version>/`,
+gitignored) and asked, in a child process of that venv, for its routes: the Flask app's `url_map` (the REST operations
 of the protobuf services, each under `/api` and `/ajax-api`, plus the routes registered in code:
 `/graphql`, `/get-artifact`, static files, …) and, from 3.4 on, the FastAPI routers mounted in front of
 it (`/v1/traces`, jobs, the AI gateway, the assistant, …). Each route is named by the operation
@@ -11,12 +11,13 @@ view function (`serve_get_metric_history_bulk`, `export_traces`).
     python tests/routes/extract.py            # write tests/routes/mlflow-<version>.json
     python tests/routes/extract.py --check    # re-extract and fail if a committed file differs
 
-The JSON files are committed: tests/route_coverage.rs (and the proxy's end-to-end route test) read them
-without Python, and a review sees exactly which routes a new MLflow version adds.
+The JSON files are committed: tests/route_coverage.rs reads them without Python, and a review sees
+exactly which routes a new MLflow version adds.
 """
 
 import argparse
 import functools
+import importlib.util
 import json
 import os
 import re
@@ -131,10 +132,10 @@ def flask_routes() -> list:
 
 def fastapi_routes() -> list:
     """The routes FastAPI serves before the mounted Flask app (MLflow 3.4 and later)."""
-    try:
-        from mlflow.server.fastapi_app import app
-    except ImportError:
+    if importlib.util.find_spec("mlflow.server.fastapi_app") is None:
         return []
+    from mlflow.server.fastapi_app import app
+
     return list(walk_fastapi(app.routes, ""))
 
 

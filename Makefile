@@ -1,7 +1,8 @@
 # sagemaker-mlflow-proxy: every entry point installs what it needs, so each works on a fresh machine.
 #
 #   make demo     the product against a local SageMaker MLflow stand-in (real MLflow server)
-#   make test     every check: lint, unit, integration, frontend, end-to-end, browser, container
+#   make test     every check: lint, the route table against MLflow, unit, integration, frontend,
+#                 end-to-end, browser, container
 #   make bench    the performance comparison (docs/benchmarks.md)
 
 SHELL := /bin/bash
@@ -81,6 +82,19 @@ lint: frontend
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# The route table against MLflow itself: tests/route_coverage.rs reads tests/routes/mlflow-<version>.json,
+# which tests/routes/extract.py writes from each MLflow version's own Flask and FastAPI apps (each version
+# installed once, with uv, into .cache/mlflow-routes/<version>/). `make routes` rewrites the files after a
+# change to the matrix; `make routes-check` fails when they differ from what MLflow registers (about
+# 45 s from a fresh clone, 35 s with the venvs in place).
+.PHONY: routes
+routes: venv
+	$(VENV_PY) tests/routes/extract.py
+
+.PHONY: routes-check
+routes-check: venv
+	$(VENV_PY) tests/routes/extract.py --check
+
 .PHONY: test-rust
 test-rust: build
 	$(CARGO) test --locked
@@ -119,7 +133,7 @@ test-container: release venv system-deps
 	PROXY_BIN=$(RELEASE_BIN) bash tests/container/check.sh
 
 .PHONY: test
-test: lint test-rust test-frontend test-e2e test-deploy test-browser test-container fuzz
+test: lint routes-check test-rust test-frontend test-e2e test-deploy test-browser test-container fuzz
 	@echo "make test: all suites passed"
 
 # Fuzzing: ARN parsing, path classification and ALB token parsing, each for a bounded time. Built
@@ -152,4 +166,4 @@ bench: release venv
 
 .PHONY: clean
 clean:
-	rm -rf target frontend/dist frontend/node_modules $(VENV) .stamps $(ARTIFACTS)
+	rm -rf target frontend/dist frontend/node_modules $(VENV) .stamps .cache $(ARTIFACTS)

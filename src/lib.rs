@@ -41,4 +41,6 @@ pub mod fuzzing {
 #[cfg(feature = "test-util")]
 pub mod testing {
     pub use crate::gate::auth::alb::testing::{alb_header, expiry_in, TestSigner};
+    pub use crate::mlflow::routes::{classify, is_mlflow_api_path, Class};
+    pub use crate::upstream::ui::upstream_path as ui_upstream_path;
 }

@@ -711,9 +711,8 @@ fn rate_limits_and_header_limits_answer_429_and_431() {
     assert_eq!(client.send("GET", &url, &headers, "").status, 431);
 }
 
-#[test]
-fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
-    let upstream = start_upstream();
+/// A proxy with the README's team rule: team-a may write, on experiments named `team-a/…` only.
+fn team_prefix_proxy(upstream: &Upstream) -> (Proxy, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(
@@ -724,11 +723,11 @@ fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
-        "default = [\"read\"]\n[[rule]]\ngroups = [\"team-a\"]\nallow = [\"write\"]\nexperiment_prefix = \"team-a/\"\n",
+        "default = [\"read\"]\n[[rule]]\ngroups = [\"team-a\"]\nallow = [\"write\", \"delete\"]\nexperiment_prefix = \"team-a/\"\n",
     )
     .unwrap();
     let proxy = start_unsigned_proxy(
-        &upstream,
+        upstream,
         &[
             "--auth",
             "token",
@@ -738,6 +737,13 @@ fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
             policy.to_str().unwrap(),
         ],
     );
+    (proxy, dir)
+}
+
+#[test]
+fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
+    let upstream = start_upstream();
+    let (proxy, _dir) = team_prefix_proxy(&upstream);
     let client = Client::new();
     let create = |name: &str| {
         client.send(
@@ -765,4 +771,78 @@ fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
     );
     assert_eq!(by_name.status, 200, "reads come from the default");
     assert_eq!(upstream.requests().len(), 2);
+}
+
+/// The red-team's bypasses of a prefix rule: a name read from a request that acts on another
+/// experiment (or a run) must not grant; only `experiments/create` and `get-by-name` name theirs.
+#[test]
+fn experiment_prefix_rules_match_only_the_experiment_mlflow_acts_on() {
+    let upstream = start_upstream();
+    let (proxy, _dir) = team_prefix_proxy(&upstream);
+    let client = Client::new();
+    let attempts = [
+        (
+            "runs/delete?experiment_name=team-a%2Fx",
+            r#"{"run_id": "victim-run"}"#,
+        ),
+        (
+            "experiments/update",
+            r#"{"experiment_id": "7", "new_name": "team-a/mine"}"#,
+        ),
+        (
+            "experiments/create",
+            r#"{"name": "team-b/planted", "new_name": "team-a/x"}"#,
+        ),
+        (
+            "experiments/delete",
+            r#"{"experiment_id": "7", "name": "team-a/x"}"#,
+        ),
+        (
+            "experiments/create",
+            r#"{"name": "team-a/x", "name": "team-b/last-wins"}"#,
+        ),
+        (
+            "experiments/create",
+            r#""{\"name\": \"team-b/double-encoded\"}""#,
+        ),
+    ];
+    for (operation, body) in attempts {
+        let reply = client.send(
+            "POST",
+            &proxy.url(&format!("/api/2.0/mlflow/{operation}")),
+            &[
+                ("authorization", "Bearer ann-token"),
+                ("content-type", "application/json"),
+            ],
+            body.to_string(),
+        );
+        assert_eq!(reply.status, 403, "{operation} {body}");
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        0,
+        "a refusal reached the upstream"
+    );
+    // A chunked body (no Content-Length) is read ahead too: its name decides.
+    let chunked = |name: &str| {
+        let body = format!(r#"{{"name": "{name}"}}"#);
+        client.raw(
+            proxy.addr,
+            &format!(
+                "POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: proxy\r\n\
+                 Authorization: Bearer ann-token\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            ),
+        )
+    };
+    assert!(chunked("team-b/x").starts_with("HTTP/1.1 403"));
+    assert_eq!(upstream.requests().len(), 0);
+    assert!(chunked("team-a/x").starts_with("HTTP/1.1 200"));
+    let forwarded = upstream.requests();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(
+        forwarded[0].body_len,
+        r#"{"name": "team-a/x"}"#.len() as u64
+    );
 }

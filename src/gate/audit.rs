@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::gate::auth::Identity;
 use crate::gate::policy::Class;
+use crate::mlflow::request::body_object;
 use crate::net::form::{decode_form_value, query_pairs};
 
 /// Fields that name what a request acts on, looked up in the query and in a JSON body.
@@ -30,7 +31,8 @@ pub fn subjects(query: &str, json_body: Option<&[u8]>) -> String {
             found.push(format!("{key}={}", shorten(&value)));
         }
     }
-    if let Some(Ok(Value::Object(map))) = json_body.map(serde_json::from_slice::<Value>) {
+    // Read as MLflow reads it (a double-encoded body included).
+    if let Some(map) = json_body.and_then(body_object) {
         for field in SUBJECT_FIELDS {
             if let Some(value) = map.get(field) {
                 let text = match value {
@@ -105,5 +107,13 @@ mod tests {
         assert!(is_audited(Some(Class::Write)));
         assert!(is_audited(None));
         assert!(!is_audited(Some(Class::Read)));
+    }
+
+    #[test]
+    fn subjects_of_a_double_encoded_body_as_mlflow_reads_it() {
+        assert_eq!(
+            subjects("", Some(br#""{\"run_id\": \"victim\"}""#)),
+            "run_id=victim"
+        );
     }
 }

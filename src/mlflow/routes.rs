@@ -102,6 +102,15 @@ pub fn is_graphql(path: &str) -> bool {
     claim(without_trailing_slash(path)) == Some((Root::GraphQl, ""))
 }
 
+/// The MLflow REST operation a path names (`experiments/create` for
+/// `/api/2.0/mlflow/experiments/create`), when the path is under one of the REST roots.
+pub fn rest_operation(path: &str) -> Option<&str> {
+    match claim(without_trailing_slash(path)) {
+        Some((Root::Operations(table), rest)) if std::ptr::eq(table, OPERATIONS) => Some(rest),
+        _ => None,
+    }
+}
+
 /// The part of an artifact API path after `mlflow-artifacts/` (still percent-encoded), when `path`
 /// is one.
 pub fn artifact_api_rest(path: &str) -> Option<&str> {

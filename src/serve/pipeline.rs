@@ -2,6 +2,7 @@
 //! order, is forwarded upstream, and is audited.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -16,9 +17,10 @@ use crate::gate::audit;
 use crate::gate::auth::Identity;
 use crate::gate::browser;
 use crate::gate::policy;
+use crate::mlflow::request::experiment_acted_on;
 use crate::mlflow::routes::{is_graphql, RouteClass};
 use crate::net::client_addr::ClientAddr;
-use crate::net::form::{decode_form_value, query_pairs};
+use crate::net::form::decode_form_value;
 use crate::upstream::ui;
 use crate::upstream::{Inbound, UpstreamAuth};
 
@@ -94,7 +96,7 @@ where
     app.limits.check_rate(&identity.name)?;
     let _permit = app.limits.admit()?;
     let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
-    authorize(app, &identity, &inbound, &inspected)?;
+    authorize(app, &identity, &inbound, upstream_path, &inspected)?;
     let audit = AuditRecord::begin(&identity, &inbound, &inspected);
     let upstream_auth = upstream_auth(app, &identity, is_ui);
     let mut response = match app.artifacts.as_ref().zip(artifacts::route(upstream_path)) {
@@ -210,19 +212,29 @@ where
     // are read so that `mlflow-artifacts:` locations can be mapped back into the store.
     let rewrites_location = app.artifacts.is_some()
         && artifacts::rewrite::request_applies(&inbound.method, upstream_path);
-    let read_ahead = (is_graphql && inbound.method == Method::POST)
-        || (rewrites_location && declared_len.is_some_and(|l| l <= MAX_INSPECTED_BODY))
+    // A body is read ahead when it is small or of unknown length (chunked): up to
+    // MAX_INSPECTED_BODY, past which the rest streams on and the body is not inspected. Only a
+    // GraphQL query must be read whole (its class depends on it).
+    let graphql_post = is_graphql && inbound.method == Method::POST;
+    let small_or_unknown = declared_len.is_none_or(|l| l > 0 && l <= MAX_INSPECTED_BODY);
+    let read_ahead = graphql_post
+        || (rewrites_location && small_or_unknown)
         || ((audit::enabled() || app.policy.is_enforced())
             && audit::is_audited(provisional)
-            && declared_len.is_some_and(|l| l > 0 && l <= MAX_INSPECTED_BODY));
+            && small_or_unknown);
     let (inbound, body) = if read_ahead {
-        let (inbound, body) = read_small_body(inbound).await?;
-        match (&app.artifacts, body) {
-            (Some(gateway), Some(bytes)) if rewrites_location => {
-                rewrite_location(gateway, inbound, upstream_path, bytes)?
+        let (mut inbound, stream) = inbound.take_body();
+        let ahead = read_ahead_of(stream, graphql_post).await?;
+        let mut body = ahead.complete.then(|| ahead.read.clone());
+        if let (Some(gateway), Some(bytes), true) = (&app.artifacts, &body, rewrites_location) {
+            if let Some(rewritten) = rewrite_location(gateway, &mut inbound, upstream_path, bytes)?
+            {
+                body = Some(rewritten);
             }
-            (_, body) => (inbound, body),
         }
+        let replay = body.clone().unwrap_or(ahead.read);
+        let stream = futures_util::stream::once(std::future::ready(Ok(replay))).chain(ahead.rest);
+        (inbound.with_body(Either::Right(stream)), body)
     } else {
         let to_bytes: ChunkToBytes<B, E> = chunk_to_bytes::<B, E>;
         (
@@ -251,30 +263,22 @@ where
 
 /// Maps the `mlflow-artifacts:` locations a client sends back (a model version's `source`, an
 /// experiment's `artifact_location`) into the store, so MLflow's records keep `s3://` URIs; a location
-/// outside the store is refused.
-fn rewrite_location<S, B, E>(
+/// outside the store is refused. Returns the rewritten body, if the body changed.
+fn rewrite_location(
     gateway: &Gateway,
-    inbound: Inbound<InspectedBody<S, B, E>>,
+    inbound: &mut Inbound<()>,
     upstream_path: &str,
-    bytes: Bytes,
-) -> Result<ReadAhead<S, B, E>, Error>
-where
-    S: Stream<Item = Result<B, E>> + Send,
-    E: std::fmt::Display + Send,
-    B: Buf,
-{
-    match gateway.rewrite_request(&inbound.method, upstream_path, &bytes) {
+    bytes: &Bytes,
+) -> Result<Option<Bytes>, Error> {
+    match gateway.rewrite_request(&inbound.method, upstream_path, bytes) {
         Ok(Some(rewritten)) => {
-            let (mut inbound, _) = inbound.take_body();
             inbound.headers.insert(
                 http::header::CONTENT_LENGTH,
                 HeaderValue::from(rewritten.len()),
             );
-            let replay: ReadAheadStream<E> =
-                futures_util::stream::once(std::future::ready(Ok(rewritten.clone())));
-            Ok((inbound.with_body(Either::Right(replay)), Some(rewritten)))
+            Ok(Some(rewritten))
         }
-        Ok(None) => Ok((inbound, Some(bytes))),
+        Ok(None) => Ok(None),
         Err(reason) => Err(artifacts::refused_location(&reason)),
     }
 }
@@ -284,13 +288,22 @@ fn authorize<S>(
     app: &App,
     identity: &Identity,
     inbound: &Inbound<S>,
+    upstream_path: &str,
     inspected: &Inspected,
 ) -> Result<(), Error> {
-    // Only a policy uses the experiment name (prefix rules); skip the body parse otherwise.
+    // Only a policy uses the experiment name (prefix rules); skip the body parse otherwise. The name
+    // is the one MLflow acts on, or none (then a prefix rule does not grant).
     let experiment = app
         .policy
         .is_enforced()
-        .then(|| named_experiment(inspected.query(), inspected.body.as_deref()))
+        .then(|| {
+            experiment_acted_on(
+                &inbound.method,
+                upstream_path,
+                inspected.query(),
+                inspected.body.as_deref(),
+            )
+        })
         .flatten();
     app.policy
         .check(identity, inspected.class, experiment.as_deref())
@@ -381,26 +394,18 @@ fn response_filter(
     }
 }
 
-/// The experiment name a request names: `experiment_name` in the query (get-by-name) or `name` /
-/// `new_name` in a JSON body (create, update).
-fn named_experiment(query: &str, body: Option<&[u8]>) -> Option<String> {
-    if let Some((_, raw)) = query_pairs(query).find(|(key, _)| *key == "experiment_name") {
-        return decode_form_value(raw);
-    }
-    let json: serde_json::Value = serde_json::from_slice(body?).ok()?;
-    ["new_name", "name"]
-        .iter()
-        .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
-}
-
-/// A request after reading ahead, with the bytes read (if they were).
-type ReadAhead<S, B, E> = (Inbound<InspectedBody<S, B, E>>, Option<Bytes>);
-
-/// The body stream after phase 5: the client's chunks, or the one chunk read ahead.
+/// The body stream after phase 5: the client's chunks, or what was read ahead followed by the rest.
 type InspectedBody<S, B, E> =
-    Either<futures_util::stream::Map<S, ChunkToBytes<B, E>>, ReadAheadStream<E>>;
+    Either<futures_util::stream::Map<S, ChunkToBytes<B, E>>, ReadAheadStream<S, B, E>>;
 
-type ReadAheadStream<E> = futures_util::stream::Once<std::future::Ready<Result<Bytes, E>>>;
+type ReadAheadStream<S, B, E> = futures_util::stream::Chain<
+    futures_util::stream::Once<std::future::Ready<Result<Bytes, E>>>,
+    Rest<S, B, E>,
+>;
+
+/// What is left of a body after reading ahead (fused: it may have ended already).
+type Rest<S, B, E> =
+    futures_util::stream::Fuse<futures_util::stream::Map<Pin<Box<S>>, ChunkToBytes<B, E>>>;
 
 type ChunkToBytes<B, E> = fn(Result<B, E>) -> Result<Bytes, E>;
 
@@ -409,35 +414,50 @@ fn chunk_to_bytes<B: Buf, E>(chunk: Result<B, E>) -> Result<Bytes, E> {
     chunk.map(|mut b| b.copy_to_bytes(b.remaining()))
 }
 
-/// Reads a body of at most [`MAX_INSPECTED_BODY`] bytes and hands it on as a one-chunk stream.
-async fn read_small_body<S, B, E>(inbound: Inbound<S>) -> Result<ReadAhead<S, B, E>, Error>
+/// A body read ahead: the bytes read, whether that was all of it, and the rest of the stream.
+struct ReadAheadBody<S, B, E> {
+    read: Bytes,
+    complete: bool,
+    rest: Rest<S, B, E>,
+}
+
+/// Reads a body ahead up to [`MAX_INSPECTED_BODY`] bytes. A longer body is refused with 413 when
+/// `whole_or_refuse`; otherwise reading stops there (the chunk that crossed the limit kept) and the
+/// rest streams on uninspected.
+async fn read_ahead_of<S, B, E>(
+    stream: S,
+    whole_or_refuse: bool,
+) -> Result<ReadAheadBody<S, B, E>, Error>
 where
     S: Stream<Item = Result<B, E>> + Send,
     E: std::fmt::Display + Send,
     B: Buf,
 {
-    let (inbound, stream) = inbound.take_body();
+    let to_bytes: ChunkToBytes<B, E> = chunk_to_bytes::<B, E>;
+    let mut rest = Box::pin(stream).map(to_bytes).fuse();
     let mut collected = bytes::BytesMut::new();
-    let mut stream = std::pin::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk
+    while let Some(chunk) = rest.next().await {
+        let chunk = chunk
             .map_err(|e| Error::BadRequest(format!("reading the request body failed: {e}")))?;
-        if collected.len() as u64 + chunk.remaining() as u64 > MAX_INSPECTED_BODY {
-            return Err(Error::PayloadTooLarge {
-                limit: MAX_INSPECTED_BODY,
+        collected.extend_from_slice(&chunk);
+        if collected.len() as u64 > MAX_INSPECTED_BODY {
+            if whole_or_refuse {
+                return Err(Error::PayloadTooLarge {
+                    limit: MAX_INSPECTED_BODY,
+                });
+            }
+            return Ok(ReadAheadBody {
+                read: collected.freeze(),
+                complete: false,
+                rest,
             });
         }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            collected.extend_from_slice(piece);
-            let n = piece.len();
-            chunk.advance(n);
-        }
     }
-    let bytes = collected.freeze();
-    let replay: ReadAheadStream<E> =
-        futures_util::stream::once(std::future::ready(Ok(bytes.clone())));
-    Ok((inbound.with_body(Either::Right(replay)), Some(bytes)))
+    Ok(ReadAheadBody {
+        read: collected.freeze(),
+        complete: true,
+        rest,
+    })
 }
 
 /// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401.

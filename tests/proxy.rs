@@ -491,12 +491,19 @@ fn proxy_endpoints_and_unknown_paths() {
     client.get(&proxy.url("/api/2.0/mlflow/experiments/search"));
     let stats = client.get(&proxy.url("/api/proxy/stats")).json();
     assert!(stats["requests_total"].as_u64().unwrap() >= 1);
-    let access_logged = proxy.log_lines().iter().any(|l| {
-        l.contains("\"path\":\"/api/2.0/mlflow/experiments/search\"")
-            && l.contains("\"status\":200")
-            && l.contains("\"outcome\":\"complete\"")
+    // The access-log line is written when the response body ends, which may be just after the
+    // client has read it (and the test reads the proxy's output through a pipe).
+    wait_for("the access-log line", Duration::from_secs(10), || {
+        proxy
+            .log_lines()
+            .iter()
+            .any(|l| {
+                l.contains("\"path\":\"/api/2.0/mlflow/experiments/search\"")
+                    && l.contains("\"status\":200")
+                    && l.contains("\"outcome\":\"complete\"")
+            })
+            .then_some(())
     });
-    assert!(access_logged, "{:?}", proxy.log_lines());
 }
 
 #[test]

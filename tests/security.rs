@@ -414,6 +414,33 @@ fn attack_table() {
         reader.clone(),
         403,
     ));
+    // MLflow reads the document from the JSON body, for GET too, JSON escapes decoded.
+    for (name, method, body) in [
+        (
+            "GraphQL mutation spelt with a JSON escape",
+            "POST",
+            r#"{"query": "\u006dutation { deleteRun(runId: \"x\") { ok } }"}"#,
+        ),
+        (
+            "GraphQL mutation in a GET's body",
+            "GET",
+            r#"{"query": "mutation { deleteRun(runId: \"x\") { ok } }"}"#,
+        ),
+        (
+            "GraphQL mutation behind a decoy query",
+            "POST",
+            r#"{"query": "query { a } mutation { deleteRun(runId: \"x\") { ok } }"}"#,
+        ),
+        (
+            "GraphQL document the proxy cannot read",
+            "POST",
+            r#"{"query": "MUTATION { x }"}"#,
+        ),
+    ] {
+        let mut row = attempt(name, method, "/graphql", reader.clone(), 403);
+        row.body = body.into();
+        table.push(row);
+    }
     table.push(attempt(
         "GraphQL mutation through the UI prefix",
         "GET",
@@ -709,6 +736,29 @@ fn rate_limits_and_header_limits_answer_429_and_431() {
         .collect();
     let headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(client.send("GET", &url, &headers, "").status, 431);
+}
+
+/// A GraphQL mutation in a UTF-16 body, which MLflow reads (Python's json detects the encoding).
+#[test]
+fn graphql_mutations_in_any_encoding_are_writes() {
+    let s = setup();
+    let client = Client::new();
+    let json = r#"{"query": "mutation { deleteRun(runId: \"x\") { ok } }"}"#;
+    let utf16: Vec<u8> = json.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let reply = client.send(
+        "POST",
+        &s.proxy.url("/graphql"),
+        &[
+            ("authorization", &bearer(READER)),
+            ("content-type", "application/json"),
+        ],
+        utf16,
+    );
+    assert_eq!(reply.status, 403);
+    assert!(
+        s.upstream.requests().is_empty(),
+        "the refusal reached the upstream"
+    );
 }
 
 /// A proxy with the README's team rule: team-a may write, on experiments named `team-a/…` only.

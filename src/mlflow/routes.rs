@@ -18,6 +18,9 @@
 
 use http::Method;
 
+pub use crate::mlflow::class::Class;
+use crate::mlflow::graphql;
+
 /// How the operations under one root are classed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Root {
@@ -117,28 +120,6 @@ pub fn artifact_api_rest(path: &str) -> Option<&str> {
     match claim(path) {
         Some((Root::Artifacts, rest)) => Some(rest),
         _ => None,
-    }
-}
-
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Class {
-    Read,
-    Write,
-    Delete,
-    Admin,
-}
-
-impl Class {
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Read => "read",
-            Class::Write => "write",
-            Class::Delete => "delete",
-            Class::Admin => "admin",
-        }
     }
 }
 
@@ -496,17 +477,8 @@ fn any_segments_match(pattern_rest: Option<&str>, path: &str) -> bool {
     }
 }
 
-/// How a GraphQL body reads: a `mutation` anywhere makes it a write.
-pub fn graphql_class(body: &[u8]) -> Class {
-    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-    if text.contains("mutation") {
-        Write
-    } else {
-        Read
-    }
-}
-
-/// Classifies an upstream path and method. `graphql_body` is the body of a `POST /graphql`.
+/// Classifies an upstream path and method. `graphql_body` is the body of a `/graphql` request (MLflow
+/// reads the document from the body for GET and POST alike).
 pub fn classify(method: &Method, path: &str, graphql_body: Option<&[u8]>) -> Option<Class> {
     let trimmed = without_trailing_slash(path);
     let get = Methods::Get.matches(method);
@@ -523,7 +495,7 @@ pub fn classify(method: &Method, path: &str, graphql_body: Option<&[u8]>) -> Opt
         }
         Some((Root::Artifacts, rest)) => classify_artifact_call(method, rest),
         Some((Root::GraphQl, "")) if get || *method == Method::POST => {
-            Some(graphql_class(graphql_body.unwrap_or_default()))
+            graphql::class_of_body(graphql_body.unwrap_or_default())
         }
         Some((Root::Single(methods, class), "")) if methods.matches(method) => Some(class),
         Some(_) => None,
@@ -868,7 +840,8 @@ mod tests {
                 "/graphql",
                 Some(b"{\"query\":\"MUTATION { x }\"}")
             ),
-            Some(Write)
+            None,
+            "not GraphQL (keywords are case-sensitive): unreadable, so denied under a policy"
         );
         assert_eq!(
             classify(

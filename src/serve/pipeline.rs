@@ -20,7 +20,6 @@ use crate::gate::policy;
 use crate::mlflow::request::experiment_acted_on;
 use crate::mlflow::routes::{is_graphql, RouteClass};
 use crate::net::client_addr::ClientAddr;
-use crate::net::form::decode_form_value;
 use crate::upstream::ui;
 use crate::upstream::{Inbound, UpstreamAuth};
 
@@ -199,8 +198,8 @@ where
 {
     let is_graphql = is_graphql(upstream_path);
     let query = inbound.query.clone();
-    let raw_query = query.as_deref().unwrap_or_default();
-    let provisional = policy::classify(&inbound.method, upstream_path, Some(raw_query.as_bytes()));
+    // Before the body is read (a GraphQL request's class is decided again once it is).
+    let provisional = policy::classify(&inbound.method, upstream_path, None);
     let declared_len = inbound
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -215,16 +214,17 @@ where
     // A body is read ahead when it is small or of unknown length (chunked): up to
     // MAX_INSPECTED_BODY, past which the rest streams on and the body is not inspected. Only a
     // GraphQL query must be read whole (its class depends on it).
-    let graphql_post = is_graphql && inbound.method == Method::POST;
+    // MLflow reads a GraphQL document from the body, for GET and POST alike.
+    let graphql_request = is_graphql && matches!(inbound.method, Method::GET | Method::POST);
     let small_or_unknown = declared_len.is_none_or(|l| l > 0 && l <= MAX_INSPECTED_BODY);
-    let read_ahead = graphql_post
+    let read_ahead = graphql_request
         || (rewrites_location && small_or_unknown)
         || ((audit::enabled() || app.policy.is_enforced())
             && audit::is_audited(provisional)
             && small_or_unknown);
     let (inbound, body) = if read_ahead {
         let (mut inbound, stream) = inbound.take_body();
-        let ahead = read_ahead_of(stream, graphql_post).await?;
+        let ahead = read_ahead_of(stream, graphql_request).await?;
         let mut body = ahead.complete.then(|| ahead.read.clone());
         if let (Some(gateway), Some(bytes), true) = (&app.artifacts, &body, rewrites_location) {
             if let Some(rewritten) = rewrite_location(gateway, &mut inbound, upstream_path, bytes)?
@@ -243,12 +243,7 @@ where
         )
     };
     let class = if is_graphql {
-        let text = body.clone().unwrap_or_else(|| {
-            decode_form_value(raw_query)
-                .map(Bytes::from)
-                .unwrap_or_default()
-        });
-        policy::classify(&inbound.method, upstream_path, Some(&text))
+        policy::classify(&inbound.method, upstream_path, body.as_deref())
     } else {
         provisional
     };

@@ -314,11 +314,12 @@ struct Probe {
 }
 
 /// The requests that exercise `route`: under its own path (unless it is a UI file) and under the UI
-/// prefix; GraphQL once as a query and once as a mutation.
+/// prefix; GraphQL once as a query and once as a mutation (in the body, where MLflow reads it).
 fn probes(route: &Route) -> Vec<Probe> {
     let method = route.method();
     let bodies: &[&'static str] = match (route.is_graphql(), route.method.as_str()) {
-        (true, "POST") => &[GRAPHQL_QUERY, GRAPHQL_MUTATION],
+        // MLflow reads the document from the JSON body for GET and POST alike.
+        (true, _) => &[GRAPHQL_QUERY, GRAPHQL_MUTATION],
         (_, "GET") => &[""],
         _ => &["{}"],
     };

@@ -766,3 +766,44 @@ fn experiment_prefix_rules_follow_the_experiment_the_request_names() {
     assert_eq!(by_name.status, 200, "reads come from the default");
     assert_eq!(upstream.requests().len(), 2);
 }
+
+#[test]
+fn read_routes_refuse_large_bodies_before_spooling_them() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--max-read-body-size", "64KiB"]);
+    let client = Client::new();
+    let search = proxy.url("/api/2.0/mlflow/runs/search");
+    let json = [("content-type", "application/json")];
+    let declared = client.send("POST", &search, &json, vec![b' '; 4 << 20]);
+    assert_eq!(declared.status, 413);
+    assert_eq!(declared.json()["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    assert!(declared.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("--max-read-body-size"));
+    // The same without Content-Length: refused once the limit is passed.
+    let chunk = format!("{:x}\r\n{}\r\n", 32 * 1024, " ".repeat(32 * 1024));
+    let chunked = client.raw(
+        proxy.addr,
+        &format!(
+            "POST /api/2.0/mlflow/runs/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}0\r\n\r\n",
+            chunk.repeat(8)
+        ),
+    );
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked:.200}");
+    assert!(
+        upstream.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+    // Writes keep --max-body-size, and small reads pass.
+    let write = proxy.url("/api/2.0/mlflow/runs/log-batch");
+    assert_eq!(
+        client
+            .send("POST", &write, &json, vec![b' '; 1 << 20])
+            .status,
+        200
+    );
+    assert_eq!(client.send("POST", &search, &json, "{}").status, 200);
+    assert_eq!(upstream.requests().len(), 2);
+}

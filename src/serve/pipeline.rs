@@ -425,6 +425,7 @@ where
         if collected.len() as u64 + chunk.remaining() as u64 > MAX_INSPECTED_BODY {
             return Err(Error::PayloadTooLarge {
                 limit: MAX_INSPECTED_BODY,
+                setting: "the proxy's read-ahead limit",
             });
         }
         while chunk.has_remaining() {

@@ -287,6 +287,11 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_MAX_BODY_SIZE", default_value = "5GiB", value_parser = parse_size)]
     pub max_body_size: u64,
 
+    /// Largest request body of a read operation (searches, gets; 413 above it). Reads carry small
+    /// JSON (filters, ID lists), so a large one is refused before it is spooled.
+    #[arg(long, env = "MLFLOW_PROXY_MAX_READ_BODY_SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_read_body_size: u64,
+
     /// Request bodies up to this size are hashed in memory; larger ones are spooled to --spool-dir.
     #[arg(long, env = "MLFLOW_PROXY_MEMORY_BODY_SIZE", default_value = "4MiB", value_parser = parse_size)]
     pub memory_body_size: u64,
@@ -339,6 +344,7 @@ pub struct Settings {
     /// Worker threads (one single-threaded runtime each).
     pub worker_threads: usize,
     pub max_body_size: u64,
+    pub max_read_body_size: u64,
     pub memory_body_size: u64,
     pub spool_dir: PathBuf,
     pub trusted_proxies: Vec<Cidr>,
@@ -497,15 +503,7 @@ impl Args {
                 format!("{} is not a directory", spool_dir.display()),
             ));
         }
-        let trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                s.parse::<Cidr>()
-                    .map_err(|e| invalid("trusted_proxies", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = self.trusted_proxies()?;
         let tls = self.tls()?;
         let artifacts = self
             .artifacts
@@ -543,6 +541,7 @@ impl Args {
                 .map(usize::from)
                 .unwrap_or_else(default_worker_count),
             max_body_size: self.max_body_size,
+            max_read_body_size: self.max_read_body_size,
             memory_body_size: self.memory_body_size.min(self.max_body_size),
             spool_dir,
             trusted_proxies,
@@ -670,6 +669,9 @@ impl Args {
         if self.max_body_size == 0 {
             return Err(invalid("max_body_size", "must be greater than zero"));
         }
+        if self.max_read_body_size == 0 {
+            return Err(invalid("max_read_body_size", "must be greater than zero"));
+        }
         if self.memory_body_size > 256 * 1024 * 1024 {
             return Err(invalid(
                 "memory_body_size",
@@ -680,6 +682,18 @@ impl Args {
             return Err(invalid("log_level", e.to_string()));
         }
         Ok(())
+    }
+
+    /// `--trusted-proxies` as CIDRs.
+    fn trusted_proxies(&self) -> Result<Vec<Cidr>, SettingsError> {
+        self.trusted_proxies
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.parse::<Cidr>()
+                    .map_err(|e| invalid("trusted_proxies", e.to_string()))
+            })
+            .collect()
     }
 
     /// The listener's certificate, loaded once here and handed on.

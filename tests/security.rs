@@ -807,3 +807,72 @@ fn read_routes_refuse_large_bodies_before_spooling_them() {
     assert_eq!(client.send("POST", &search, &json, "{}").status, 200);
     assert_eq!(upstream.requests().len(), 2);
 }
+
+#[test]
+fn anonymous_rate_limits_and_failed_authentications_count_per_client_address() {
+    let upstream = start_upstream();
+    let limited = ["--rate-limit", "1", "--rate-limit-burst", "2"];
+    let behind_alb = ["--trusted-proxies", "127.0.0.1/32"];
+    let proxy = start_unsigned_proxy(&upstream, &[&limited[..], &behind_alb[..]].concat());
+    let client = Client::new();
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let from = |ip: &str| {
+        client
+            .send("GET", &url, &[("x-forwarded-for", ip)], "")
+            .status
+    };
+    let noisy: Vec<u16> = (0..3).map(|_| from("203.0.113.1")).collect();
+    assert_eq!(noisy, [200, 200, 429]);
+    assert_eq!(
+        from("203.0.113.2"),
+        200,
+        "another client has its own bucket"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        3,
+        "the refused request reached nothing"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("ci {}\n", hex::encode(Sha256::digest(WRITER))),
+    )
+    .unwrap();
+    let auth = ["--auth", "token", "--token-file", tokens.to_str().unwrap()];
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            &auth[..],
+            &behind_alb[..],
+            &["--max-auth-failures", "3"][..],
+        ]
+        .concat(),
+    );
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let with = |ip: &str, token: &str| {
+        client.send(
+            "GET",
+            &url,
+            &[("x-forwarded-for", ip), ("authorization", &bearer(token))],
+            "",
+        )
+    };
+    let guesses: Vec<u16> = (0..3)
+        .map(|i| with("203.0.113.9", &format!("guess-{i}")).status)
+        .collect();
+    assert_eq!(guesses, [401, 401, 401]);
+    let blocked = with("203.0.113.9", "guess-4");
+    assert_eq!(blocked.status, 429);
+    assert!(blocked.headers.contains_key("retry-after"));
+    assert_eq!(blocked.json()["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(
+        with("203.0.113.9", WRITER).status,
+        429,
+        "the blocked address is refused before its credential is checked"
+    );
+    assert_eq!(with("203.0.113.10", WRITER).status, 200, "others pass");
+    assert_eq!(upstream.requests().len(), 4);
+}

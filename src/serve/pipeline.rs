@@ -13,8 +13,9 @@ use crate::app::App;
 use crate::artifacts::{self, Gateway};
 use crate::error::Error;
 use crate::gate::audit;
-use crate::gate::auth::Identity;
+use crate::gate::auth::{AuthError, Identity};
 use crate::gate::browser;
+use crate::gate::limits;
 use crate::gate::policy;
 use crate::mlflow::routes::{is_graphql, RouteClass};
 use crate::net::client_addr::ClientAddr;
@@ -91,7 +92,7 @@ where
         BrowserVerdict::Proceed { cors_origin } => cors_origin,
     };
     let identity = authenticate(app, &inbound.headers, inbound.remote).await?;
-    app.limits.check_rate(&identity.name)?;
+    app.limits.check_rate(&rate_key(app, &identity, &inbound))?;
     let _permit = app.limits.admit()?;
     let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
     authorize(app, &identity, &inbound, &inspected)?;
@@ -441,17 +442,42 @@ where
     Ok((inbound.with_body(Either::Right(replay)), Some(bytes)))
 }
 
-/// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401.
+/// The token bucket a request draws from (phase 4): its identity's, or for anonymous callers
+/// (`--auth none`) its client address's, so that one anonymous client cannot use up everyone's
+/// allowance.
+fn rate_key<S>(app: &App, identity: &Identity, inbound: &Inbound<S>) -> String {
+    if identity.method != Identity::anonymous().method {
+        return identity.name.clone();
+    }
+    let client = limits::client_ip(
+        inbound.remote,
+        &inbound.headers,
+        &app.settings.trusted_proxies,
+    );
+    match client {
+        Some(ip) => format!("{}@{ip}", identity.name),
+        None => identity.name.clone(),
+    }
+}
+
+/// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401. A client
+/// address with too many recent failures is refused (429) before its credentials are checked, and
+/// each refused credential counts against its address.
 pub(crate) async fn authenticate(
     app: &App,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
 ) -> Result<Identity, Error> {
+    let client = limits::client_ip(remote, headers, &app.settings.trusted_proxies);
+    app.limits.check_auth_failures(client)?;
     app.authenticator
         .authenticate(headers, remote)
         .await
         .map_err(|e| {
-            tracing::info!(target: "audit", remote = remote.map(|r| r.ip().to_string()), reason = %e, "authentication failed");
+            tracing::info!(target: "audit", remote = client.map(|ip| ip.to_string()), reason = %e, "authentication failed");
+            if matches!(e, AuthError::Invalid(_)) {
+                app.limits.record_auth_failure(client);
+            }
             app.authenticator.refusal(&e)
         })
 }

@@ -236,6 +236,11 @@ pub struct Args {
     )]
     pub max_concurrent_requests: usize,
 
+    /// Failed authentications (a credential presented and refused) allowed per client address and
+    /// minute; beyond it the address gets 429 until the minute ends, its credentials unchecked (0 = off).
+    #[arg(long, env = "MLFLOW_PROXY_MAX_AUTH_FAILURES", default_value_t = 20)]
+    pub max_auth_failures: u32,
+
     /// Most request headers accepted (431 beyond it).
     #[arg(long, env = "MLFLOW_PROXY_MAX_HEADER_COUNT", default_value_t = 100)]
     pub max_header_count: usize,
@@ -389,6 +394,8 @@ pub struct LimitSettings {
     pub max_concurrent_requests: usize,
     pub max_header_count: usize,
     pub max_header_bytes: u64,
+    /// Failed authentications per client address and minute before 429 (0: no limit).
+    pub max_auth_failures: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -526,6 +533,7 @@ impl Args {
                 max_concurrent_requests: self.max_concurrent_requests,
                 max_header_count: self.max_header_count,
                 max_header_bytes: self.max_header_bytes,
+                max_auth_failures: self.max_auth_failures,
             },
             ui_auth,
             ui_session_duration: self.ui_session_duration,

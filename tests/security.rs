@@ -876,3 +876,97 @@ fn anonymous_rate_limits_and_failed_authentications_count_per_client_address() {
     assert_eq!(with("203.0.113.10", WRITER).status, 200, "others pass");
     assert_eq!(upstream.requests().len(), 4);
 }
+
+/// Reads from `stream` until the peer closes it (true) or `within` passes without that (false).
+fn closed_by_peer(
+    stream: &mut std::net::TcpStream,
+    within: std::time::Duration,
+) -> (bool, Vec<u8>) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        stream
+            .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return (true, seen),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (true, seen),
+            Err(_) => return (false, seen),
+        }
+    }
+    (false, seen)
+}
+
+/// The frame types in a stream of HTTP/2 frames.
+fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+#[test]
+fn idle_connections_are_closed_and_connections_are_capped() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--keep-alive-timeout", "1s"]);
+    let bound = Duration::from_secs(10);
+    let mut silent = TcpStream::connect(proxy.addr).unwrap();
+    assert!(
+        closed_by_peer(&mut silent, bound).0,
+        "a silent connection is closed"
+    );
+    let mut kept_alive = TcpStream::connect(proxy.addr).unwrap();
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (closed, answer) = closed_by_peer(&mut kept_alive, bound);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert!(closed, "an idle keep-alive connection is closed");
+    let mut h2 = TcpStream::connect(proxy.addr).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let (closed, frames) = closed_by_peer(&mut h2, bound);
+    assert!(closed, "an idle HTTP/2 connection is closed");
+    assert!(h2_frame_types(&frames).contains(&7), "with a GOAWAY first");
+
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let admin_arg = admin.to_string();
+    let capped = start_unsigned_proxy(
+        &upstream,
+        &["--max-connections", "3", "--admin-listen", &admin_arg],
+    );
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(capped.addr).unwrap())
+        .collect();
+    let mut waiting = TcpStream::connect(capped.addr).unwrap();
+    waiting
+        .write_all(b"GET /api/2.0/mlflow/experiments/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    capped.wait_for_log(&["connection limit reached", "--max-connections"]);
+    let client = Client::new();
+    assert_eq!(
+        client.get(&format!("http://{admin}/healthz")).status,
+        200,
+        "health checks still answer"
+    );
+    assert!(
+        upstream.requests().is_empty(),
+        "the waiting request is not served yet"
+    );
+    held.pop();
+    let (_, answer) = closed_by_peer(&mut waiting, bound);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert_eq!(upstream.requests().len(), 1);
+}

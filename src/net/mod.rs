@@ -2,6 +2,7 @@
 //! connection, the clock, CIDR networks, the shared HTTP client, the listener's TLS, percent-decoding, and which
 //! worker thread runs the caller.
 
+pub mod activity;
 pub mod cidr;
 pub mod client_addr;
 pub mod clock;

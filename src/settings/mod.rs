@@ -280,6 +280,18 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// A client connection with no request in flight and no bytes moving for this long is closed
+    /// (HTTP/2 with GOAWAY). Keep it above a load balancer's idle timeout (an ALB's is 60s by default),
+    /// so that the balancer, not the proxy, closes idle connections.
+    #[arg(long, env = "MLFLOW_PROXY_KEEP_ALIVE_TIMEOUT", default_value = "360s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Client connections open at once per listener; beyond it, accepting pauses (with a warning)
+    /// until one closes. Keep it well under the file-descriptor limit (each connection may use an
+    /// upstream connection too), so that --admin-listen and spool files still find descriptors.
+    #[arg(long, env = "MLFLOW_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// On SIGTERM/SIGINT, how long in-flight requests may run before the process exits anyway.
     #[arg(long, env = "MLFLOW_PROXY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -345,6 +357,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
     pub drain_timeout: Duration,
     /// Worker threads (one single-threaded runtime each).
     pub worker_threads: usize,
@@ -543,6 +557,8 @@ impl Args {
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             idle_timeout: self.idle_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+            max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,
             worker_threads: self
                 .worker_threads
@@ -669,6 +685,7 @@ impl Args {
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("keep_alive_timeout", self.keep_alive_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(id, "must be greater than zero"));
@@ -676,6 +693,9 @@ impl Args {
         }
         if self.max_body_size == 0 {
             return Err(invalid("max_body_size", "must be greater than zero"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be greater than zero"));
         }
         if self.max_read_body_size == 0 {
             return Err(invalid("max_read_body_size", "must be greater than zero"));

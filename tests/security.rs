@@ -970,3 +970,74 @@ fn idle_connections_are_closed_and_connections_are_capped() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     assert_eq!(upstream.requests().len(), 1);
 }
+
+#[test]
+fn slow_bodies_are_cut_and_hold_no_concurrency_slot() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            "--max-concurrent-requests",
+            "2",
+            "--idle-timeout",
+            "1s",
+            "--min-body-rate",
+            "1KiB",
+        ],
+    );
+    let sent = Arc::new(AtomicUsize::new(0));
+    // Two clients trickle a byte every 200 ms (inside the idle timeout, far under the rate), at most
+    // 100 bytes each; each returns what the proxy answered.
+    let trickles: Vec<_> = ["/api/2.0/mlflow/runs/log-batch", "/api/2.0/mlflow/runs/search"]
+        .into_iter()
+        .map(|path| {
+            let (addr, sent) = (proxy.addr, sent.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                let head = format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut answer = [0u8; 1024];
+                for _ in 0..100 {
+                    if stream.write_all(b" ").is_err() {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(n) = stream.read(&mut answer) {
+                        return String::from_utf8_lossy(&answer[..n]).into_owned();
+                    }
+                }
+                String::new()
+            })
+        })
+        .collect();
+    wait_for("both trickles under way", Duration::from_secs(10), || {
+        (sent.load(Ordering::SeqCst) >= 6).then_some(())
+    });
+    let client = Client::new();
+    assert_eq!(
+        client
+            .get(&proxy.url("/api/2.0/mlflow/experiments/search"))
+            .status,
+        200,
+        "slow senders hold no slot"
+    );
+    for trickle in trickles {
+        let answer = trickle.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(answer.contains("--min-body-rate"), "{answer:?}");
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the slow bodies reached nothing"
+    );
+}

@@ -20,6 +20,7 @@ use crate::gate::policy;
 use crate::mlflow::routes::{is_graphql, RouteClass};
 use crate::net::client_addr::ClientAddr;
 use crate::net::form::{decode_form_value, query_pairs};
+use crate::net::paced_body::{BodyPace, Paced};
 use crate::upstream::ui;
 use crate::upstream::{Inbound, UpstreamAuth};
 
@@ -52,11 +53,12 @@ const MAX_INSPECTED_BODY: u64 = 1 << 20;
 /// 1. `request_filter`: header limits, ambiguous paths (cheap refusals first);
 /// 2. `browser_filter`: CORS preflight answered here, cross-origin writes refused;
 /// 3. `authenticate`: who (401);
-/// 4. `admit`: how much (rate and concurrency limits, 429);
+/// 4. `admit`: how much (the rate limit, 429), and how fast the body must come (`--min-body-rate`);
 /// 5. `inspect`: the body read ahead where GraphQL, the audit line or a policy needs it, and the
 ///    route class decided once;
 /// 6. `authorize`: what (the policy, 403);
-/// 7. forwarding, with the caller's own AWS session when per-user sessions are on;
+/// 7. forwarding, with the caller's own AWS session when per-user sessions are on, once the body has
+///    arrived and a slot among the requests in flight is free (429);
 /// 8. `audit` and `response_filter` (CORS and UI headers) on the answer.
 pub(crate) async fn handle_mlflow<S, B, E>(
     app: &App,
@@ -93,7 +95,11 @@ where
     };
     let identity = authenticate(app, &inbound.headers, inbound.remote).await?;
     app.limits.check_rate(&rate_key(app, &identity, &inbound))?;
-    let _permit = app.limits.admit()?;
+    let pace = BodyPace {
+        idle: app.settings.idle_timeout,
+        min_rate: app.settings.min_body_rate,
+    };
+    let inbound = inbound.map_body(|body| Paced::new(body, pace));
     let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
     authorize(app, &identity, &inbound, &inspected)?;
     let audit = AuditRecord::begin(&identity, &inbound, &inspected);
@@ -101,6 +107,9 @@ where
     let mut response = match app.artifacts.as_ref().zip(artifacts::route(upstream_path)) {
         // The artifact API: served against the store with the proxy's credentials.
         Some((gateway, route)) => {
+            // Uploads stream to S3 as they arrive, so they take their slot before their body; the
+            // body's pace (`--min-body-rate`) bounds how long a slow one holds it.
+            let _slot = app.limits.admit()?;
             let (inbound, body) = inbound.take_body();
             let serve = gateway.serve(
                 route,
@@ -116,9 +125,16 @@ where
             // Boxed: forwarding is the largest future here, and without the box every layer that
             // holds this future (the server's dispatch, warp's filters for the UI route) would copy
             // its full size on each move.
-            let forward =
-                app.forwarder
-                    .forward(inbound, upstream_path, upstream_auth, inspected.route);
+            // The slot among the requests in flight is taken once the body has arrived (see
+            // `Forwarder::forward`): a client still sending holds a connection, not a slot.
+            let admit = || app.limits.admit().map_err(Error::from);
+            let forward = app.forwarder.forward(
+                inbound,
+                upstream_path,
+                upstream_auth,
+                inspected.route,
+                admit,
+            );
             let response = Box::pin(forward).await;
             match (&app.artifacts, is_ui) {
                 // API clients see `mlflow-artifacts:` locations; the UI reads artifacts through

@@ -280,6 +280,11 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Slowest average rate, in bytes per second, at which a client may send a request body once
+    /// --idle-timeout has passed since it began (0 = no minimum). Suffixes as for sizes (1KiB = 1024 B/s).
+    #[arg(long, env = "MLFLOW_PROXY_MIN_BODY_RATE", default_value = "1KiB", value_parser = parse_size)]
+    pub min_body_rate: u64,
+
     /// A client connection with no request in flight and no bytes moving for this long is closed
     /// (HTTP/2 with GOAWAY). Keep it above a load balancer's idle timeout (an ALB's is 60s by default),
     /// so that the balancer, not the proxy, closes idle connections.
@@ -357,6 +362,7 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    pub min_body_rate: u64,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
     pub drain_timeout: Duration,
@@ -557,6 +563,7 @@ impl Args {
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             idle_timeout: self.idle_timeout,
+            min_body_rate: self.min_body_rate,
             keep_alive_timeout: self.keep_alive_timeout,
             max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,

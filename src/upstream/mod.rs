@@ -171,12 +171,17 @@ impl Forwarder {
     /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
     /// `upstream_path` must have passed [`path::validate_path`] (the pipeline checks it before anything
     /// routes on it); `class` labels the request in metrics, traces and the access log.
-    pub async fn forward<S, B, E>(
+    ///
+    /// `admit` is called once the request body has been received, and what it returns is held until
+    /// the answer's head is in: the global concurrency slot. Taking it only then keeps clients that
+    /// are still sending (slowly, or a large upload) from holding slots others could use.
+    pub async fn forward<S, B, E, Slot>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
         auth: UpstreamAuth<'_>,
         class: RouteClass,
+        admit: impl FnOnce() -> Result<Slot, Error>,
     ) -> warp::reply::Response
     where
         S: Stream<Item = Result<B, E>> + Send,
@@ -188,7 +193,14 @@ impl Forwarder {
         let mut log = self.access_log(&inbound, class, &request_id);
         let span = request_span(&inbound, class, &log.request_id);
         let outcome = self
-            .try_forward(inbound, upstream_path, auth, class, &request_id, &mut log)
+            .try_forward(
+                inbound,
+                upstream_path,
+                (auth, admit),
+                class,
+                &request_id,
+                &mut log,
+            )
             .instrument(span.clone())
             .await;
         let status = match &outcome {
@@ -261,11 +273,12 @@ impl Forwarder {
 
     /// Reads the body, then sends the request; a second attempt follows only when the first answer
     /// said the credentials expired or the UI session is gone (see [`Attempt`]).
-    async fn try_forward<S, B, E>(
+    /// `(auth, admit)`: how to authenticate upstream, and the slot to take once the body is in.
+    async fn try_forward<S, B, E, Admit, Slot>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
-        auth: UpstreamAuth<'_>,
+        (auth, admit): (UpstreamAuth<'_>, Admit),
         class: RouteClass,
         request_id: &HeaderValue,
         log: &mut AccessLog,
@@ -274,6 +287,7 @@ impl Forwarder {
         S: Stream<Item = Result<B, E>> + Send,
         E: std::fmt::Display + Send,
         B: Buf,
+        Admit: FnOnce() -> Result<Slot, Error>,
     {
         let query = match inbound.query.as_deref() {
             Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
@@ -284,6 +298,7 @@ impl Forwarder {
             .read_body(&inbound.method, &inbound.headers, stream, class)
             .await?;
         log.bytes_in = body.len();
+        let _slot = admit()?;
         let outgoing = Outgoing {
             inbound: &inbound,
             upstream_path,

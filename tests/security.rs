@@ -1041,3 +1041,82 @@ fn slow_bodies_are_cut_and_hold_no_concurrency_slot() {
         "the slow bodies reached nothing"
     );
 }
+
+#[test]
+fn alb_key_fetches_are_single_flight_and_bounded() {
+    let upstream = start_upstream();
+    let signer = TestSigner::new();
+    *upstream.seen.alb_pem.lock().unwrap() = Some(signer.public_pem());
+    let key_url = format!("{}/alb-key/{{kid}}", upstream.url());
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            "--auth",
+            "alb-oidc",
+            "--alb-arn",
+            ALB,
+            "--alb-key-url",
+            &key_url,
+            "--max-auth-failures",
+            "0",
+        ],
+    );
+    let fetches = || {
+        upstream
+            .seen
+            .alb_key_fetches
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let claims = json!({"sub": "u-1", "email": "alice@example.com"});
+    let held = signer.sign(&alb_header("ES256", "held-kid", ALB, future()), &claims);
+    // Eight requests for one uncached key while its fetch is under way: one fetch.
+    let concurrent: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, held) = (url.clone(), held.clone());
+            std::thread::spawn(move || {
+                Client::new()
+                    .send("GET", &url, &[("x-amzn-oidc-data", held.as_str())], "")
+                    .status
+            })
+        })
+        .collect();
+    wait_for("the key fetch", std::time::Duration::from_secs(10), || {
+        (fetches() >= 1).then_some(())
+    });
+    upstream.release_held();
+    let statuses: Vec<u16> = concurrent.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(statuses, [200; 8]);
+    assert_eq!(fetches(), 1, "one fetch for concurrent requests");
+    // Random key ids with the right signer: a bounded number of fetches, everything refused.
+    let client = Client::new();
+    for i in 0..30 {
+        let forged = signer.sign(
+            &alb_header("ES256", &format!("kid-{i}"), ALB, future()),
+            &claims,
+        );
+        let reply = client.send("GET", &url, &[("x-amzn-oidc-data", forged.as_str())], "");
+        assert_eq!(reply.status, 401);
+    }
+    assert!(
+        fetches() <= 11,
+        "{} key fetches for 30 unknown kids",
+        fetches()
+    );
+    // A forged token with another signer costs no fetch at all.
+    let before = fetches();
+    let other = "arn:aws:elasticloadbalancing:us-west-2:999999999999:loadbalancer/app/evil/x";
+    let forged = signer.sign(&alb_header("ES256", "kid-x", other, future()), &claims);
+    assert_eq!(
+        client
+            .send("GET", &url, &[("x-amzn-oidc-data", forged.as_str())], "")
+            .status,
+        401
+    );
+    assert_eq!(fetches(), before);
+    assert_eq!(
+        upstream.requests().len(),
+        8,
+        "only the valid requests reached MLflow"
+    );
+}

@@ -60,9 +60,10 @@ pub enum Error {
     /// Something the proxy needs is not there yet (the artifact store's location).
     #[error("{0}")]
     Unavailable(String),
-    /// The request body exceeds `--max-body-size`.
-    #[error("request body exceeds the proxy's limit of {limit} bytes (--max-body-size)")]
-    PayloadTooLarge { limit: u64 },
+    /// The request body exceeds a size limit: `setting` names it (`--max-body-size`, or
+    /// `--max-read-body-size` for read operations).
+    #[error("request body exceeds the proxy's limit of {limit} bytes ({setting})")]
+    PayloadTooLarge { limit: u64, setting: &'static str },
     /// The upstream could not be reached (connection refused, DNS, TLS, reset).
     #[error("upstream MLflow is unreachable: {0}")]
     UpstreamUnreachable(String),
@@ -187,7 +188,10 @@ mod tests {
             (Error::BadRequest("bad".into()), 400, "BAD_REQUEST"),
             (Error::NotFound("nope".into()), 404, "ENDPOINT_NOT_FOUND"),
             (
-                Error::PayloadTooLarge { limit: 10 },
+                Error::PayloadTooLarge {
+                    limit: 10,
+                    setting: "--max-body-size",
+                },
                 413,
                 "REQUEST_LIMIT_EXCEEDED",
             ),
@@ -316,7 +320,11 @@ mod tests {
 
     #[test]
     fn payload_too_large_names_the_setting() {
-        let message = Error::PayloadTooLarge { limit: 1024 }.to_string();
+        let message = Error::PayloadTooLarge {
+            limit: 1024,
+            setting: "--max-body-size",
+        }
+        .to_string();
         assert!(message.contains("1024"));
         assert!(message.contains("--max-body-size"));
     }

@@ -896,3 +896,357 @@ fn experiment_prefix_rules_match_only_the_experiment_mlflow_acts_on() {
         r#"{"name": "team-a/x"}"#.len() as u64
     );
 }
+
+#[test]
+fn read_routes_refuse_large_bodies_before_spooling_them() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--max-read-body-size", "64KiB"]);
+    let client = Client::new();
+    let search = proxy.url("/api/2.0/mlflow/runs/search");
+    let json = [("content-type", "application/json")];
+    let declared = client.send("POST", &search, &json, vec![b' '; 4 << 20]);
+    assert_eq!(declared.status, 413);
+    assert_eq!(declared.json()["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    assert!(declared.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("--max-read-body-size"));
+    // The same without Content-Length: refused once the limit is passed.
+    let chunk = format!("{:x}\r\n{}\r\n", 32 * 1024, " ".repeat(32 * 1024));
+    let chunked = client.raw(
+        proxy.addr,
+        &format!(
+            "POST /api/2.0/mlflow/runs/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}0\r\n\r\n",
+            chunk.repeat(8)
+        ),
+    );
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked:.200}");
+    assert!(
+        upstream.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+    // Writes keep --max-body-size, and small reads pass.
+    let write = proxy.url("/api/2.0/mlflow/runs/log-batch");
+    assert_eq!(
+        client
+            .send("POST", &write, &json, vec![b' '; 1 << 20])
+            .status,
+        200
+    );
+    assert_eq!(client.send("POST", &search, &json, "{}").status, 200);
+    assert_eq!(upstream.requests().len(), 2);
+}
+
+#[test]
+fn anonymous_rate_limits_and_failed_authentications_count_per_client_address() {
+    let upstream = start_upstream();
+    let limited = ["--rate-limit", "1", "--rate-limit-burst", "2"];
+    let behind_alb = ["--trusted-proxies", "127.0.0.1/32"];
+    let proxy = start_unsigned_proxy(&upstream, &[&limited[..], &behind_alb[..]].concat());
+    let client = Client::new();
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let from = |ip: &str| {
+        client
+            .send("GET", &url, &[("x-forwarded-for", ip)], "")
+            .status
+    };
+    let noisy: Vec<u16> = (0..3).map(|_| from("203.0.113.1")).collect();
+    assert_eq!(noisy, [200, 200, 429]);
+    assert_eq!(
+        from("203.0.113.2"),
+        200,
+        "another client has its own bucket"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        3,
+        "the refused request reached nothing"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("ci {}\n", hex::encode(Sha256::digest(WRITER))),
+    )
+    .unwrap();
+    let auth = ["--auth", "token", "--token-file", tokens.to_str().unwrap()];
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            &auth[..],
+            &behind_alb[..],
+            &["--max-auth-failures", "3"][..],
+        ]
+        .concat(),
+    );
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let with = |ip: &str, token: &str| {
+        client.send(
+            "GET",
+            &url,
+            &[("x-forwarded-for", ip), ("authorization", &bearer(token))],
+            "",
+        )
+    };
+    let guesses: Vec<u16> = (0..3)
+        .map(|i| with("203.0.113.9", &format!("guess-{i}")).status)
+        .collect();
+    assert_eq!(guesses, [401, 401, 401]);
+    let blocked = with("203.0.113.9", "guess-4");
+    assert_eq!(blocked.status, 429);
+    assert!(blocked.headers.contains_key("retry-after"));
+    assert_eq!(blocked.json()["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(
+        with("203.0.113.9", WRITER).status,
+        429,
+        "the blocked address is refused before its credential is checked"
+    );
+    assert_eq!(with("203.0.113.10", WRITER).status, 200, "others pass");
+    assert_eq!(upstream.requests().len(), 4);
+}
+
+/// Reads from `stream` until the peer closes it (true) or `within` passes without that (false).
+fn closed_by_peer(
+    stream: &mut std::net::TcpStream,
+    within: std::time::Duration,
+) -> (bool, Vec<u8>) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        stream
+            .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return (true, seen),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (true, seen),
+            Err(_) => return (false, seen),
+        }
+    }
+    (false, seen)
+}
+
+/// The frame types in a stream of HTTP/2 frames.
+fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+#[test]
+fn idle_connections_are_closed_and_connections_are_capped() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--keep-alive-timeout", "1s"]);
+    let bound = Duration::from_secs(10);
+    let mut silent = TcpStream::connect(proxy.addr).unwrap();
+    assert!(
+        closed_by_peer(&mut silent, bound).0,
+        "a silent connection is closed"
+    );
+    let mut kept_alive = TcpStream::connect(proxy.addr).unwrap();
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (closed, answer) = closed_by_peer(&mut kept_alive, bound);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert!(closed, "an idle keep-alive connection is closed");
+    let mut h2 = TcpStream::connect(proxy.addr).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let (closed, frames) = closed_by_peer(&mut h2, bound);
+    assert!(closed, "an idle HTTP/2 connection is closed");
+    assert!(h2_frame_types(&frames).contains(&7), "with a GOAWAY first");
+
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let admin_arg = admin.to_string();
+    let capped = start_unsigned_proxy(
+        &upstream,
+        &["--max-connections", "3", "--admin-listen", &admin_arg],
+    );
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(capped.addr).unwrap())
+        .collect();
+    let mut waiting = TcpStream::connect(capped.addr).unwrap();
+    waiting
+        .write_all(b"GET /api/2.0/mlflow/experiments/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    capped.wait_for_log(&["connection limit reached", "--max-connections"]);
+    let client = Client::new();
+    assert_eq!(
+        client.get(&format!("http://{admin}/healthz")).status,
+        200,
+        "health checks still answer"
+    );
+    assert!(
+        upstream.requests().is_empty(),
+        "the waiting request is not served yet"
+    );
+    held.pop();
+    let (_, answer) = closed_by_peer(&mut waiting, bound);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+#[test]
+fn slow_bodies_are_cut_and_hold_no_concurrency_slot() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            "--max-concurrent-requests",
+            "2",
+            "--idle-timeout",
+            "1s",
+            "--min-body-rate",
+            "1KiB",
+        ],
+    );
+    let sent = Arc::new(AtomicUsize::new(0));
+    // Two clients trickle a byte every 200 ms (inside the idle timeout, far under the rate), at most
+    // 100 bytes each; each returns what the proxy answered.
+    let trickles: Vec<_> = ["/api/2.0/mlflow/runs/log-batch", "/api/2.0/mlflow/runs/search"]
+        .into_iter()
+        .map(|path| {
+            let (addr, sent) = (proxy.addr, sent.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                let head = format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut answer = [0u8; 1024];
+                for _ in 0..100 {
+                    if stream.write_all(b" ").is_err() {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(n) = stream.read(&mut answer) {
+                        return String::from_utf8_lossy(&answer[..n]).into_owned();
+                    }
+                }
+                String::new()
+            })
+        })
+        .collect();
+    wait_for("both trickles under way", Duration::from_secs(10), || {
+        (sent.load(Ordering::SeqCst) >= 6).then_some(())
+    });
+    let client = Client::new();
+    assert_eq!(
+        client
+            .get(&proxy.url("/api/2.0/mlflow/experiments/search"))
+            .status,
+        200,
+        "slow senders hold no slot"
+    );
+    for trickle in trickles {
+        let answer = trickle.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(answer.contains("--min-body-rate"), "{answer:?}");
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the slow bodies reached nothing"
+    );
+}
+
+#[test]
+fn alb_key_fetches_are_single_flight_and_bounded() {
+    let upstream = start_upstream();
+    let signer = TestSigner::new();
+    *upstream.seen.alb_pem.lock().unwrap() = Some(signer.public_pem());
+    let key_url = format!("{}/alb-key/{{kid}}", upstream.url());
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            "--auth",
+            "alb-oidc",
+            "--alb-arn",
+            ALB,
+            "--alb-key-url",
+            &key_url,
+            "--max-auth-failures",
+            "0",
+        ],
+    );
+    let fetches = || {
+        upstream
+            .seen
+            .alb_key_fetches
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let url = proxy.url("/api/2.0/mlflow/experiments/search");
+    let claims = json!({"sub": "u-1", "email": "alice@example.com"});
+    let held = signer.sign(&alb_header("ES256", "held-kid", ALB, future()), &claims);
+    // Eight requests for one uncached key while its fetch is under way: one fetch.
+    let concurrent: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, held) = (url.clone(), held.clone());
+            std::thread::spawn(move || {
+                Client::new()
+                    .send("GET", &url, &[("x-amzn-oidc-data", held.as_str())], "")
+                    .status
+            })
+        })
+        .collect();
+    wait_for("the key fetch", std::time::Duration::from_secs(10), || {
+        (fetches() >= 1).then_some(())
+    });
+    upstream.release_held();
+    let statuses: Vec<u16> = concurrent.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(statuses, [200; 8]);
+    assert_eq!(fetches(), 1, "one fetch for concurrent requests");
+    // Random key ids with the right signer: a bounded number of fetches, everything refused.
+    let client = Client::new();
+    for i in 0..30 {
+        let forged = signer.sign(
+            &alb_header("ES256", &format!("kid-{i}"), ALB, future()),
+            &claims,
+        );
+        let reply = client.send("GET", &url, &[("x-amzn-oidc-data", forged.as_str())], "");
+        assert_eq!(reply.status, 401);
+    }
+    assert!(
+        fetches() <= 11,
+        "{} key fetches for 30 unknown kids",
+        fetches()
+    );
+    // A forged token with another signer costs no fetch at all.
+    let before = fetches();
+    let other = "arn:aws:elasticloadbalancing:us-west-2:999999999999:loadbalancer/app/evil/x";
+    let forged = signer.sign(&alb_header("ES256", "kid-x", other, future()), &claims);
+    assert_eq!(
+        client
+            .send("GET", &url, &[("x-amzn-oidc-data", forged.as_str())], "")
+            .status,
+        401
+    );
+    assert_eq!(fetches(), before);
+    assert_eq!(
+        upstream.requests().len(),
+        8,
+        "only the valid requests reached MLflow"
+    );
+}

@@ -169,6 +169,7 @@ impl Gateway {
             Err(Failure::TooLarge(message)) => Error::BodyTooLarge(message).into_response(),
             Err(Failure::OverLimit) => Error::PayloadTooLarge {
                 limit: self.uploads.max_body_size,
+                setting: "--max-body-size",
             }
             .into_response(),
         }

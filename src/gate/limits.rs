@@ -1,27 +1,82 @@
-//! Limits: a token bucket per identity, a global cap on requests in flight, and request-header size
+//! Limits: a token bucket per identity (per client address for anonymous callers), failed
+//! authentications per client address, a global cap on requests in flight, and request-header size
 //! and count limits. Each refusal says when to come back (`Retry-After`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
+use lru::LruCache;
 
 use crate::error::Error;
+use crate::net::cidr::Cidr;
 use crate::settings::LimitSettings;
 
-/// Identities tracked at most; beyond it, idle buckets are dropped (they would be full anyway).
+/// Buckets kept at most; beyond it the least recently used is dropped (it has refilled the longest,
+/// so dropping it costs its owner the least). Bounds the memory an attacker with many addresses can use.
 const MAX_BUCKETS: usize = 10_000;
+/// Client addresses whose failed authentications are counted at most (least recently seen dropped).
+const MAX_FAILURE_ADDRESSES: usize = 10_000;
+/// Failed authentications are counted per client address over windows of this length.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 struct Bucket {
     tokens: f64,
     updated: Instant,
 }
 
+/// Failed authentications of one client address in the window that began at `started`.
+struct Failures {
+    started: Instant,
+    count: u32,
+}
+
 pub struct Limits {
     settings: LimitSettings,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<LruCache<String, Bucket>>,
+    auth_failures: Mutex<LruCache<IpAddr, Failures>>,
     in_flight: tokio::sync::Semaphore,
+}
+
+/// A table's lock; a panic while it was held leaves counters that are still usable, so a poisoned
+/// lock is taken over instead of letting every request through (or none).
+fn lock<T>(table: &Mutex<T>) -> MutexGuard<'_, T> {
+    table.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The client a request comes from: the TCP peer, or, when the peer is one of `trusted_proxies` (the
+/// ALB), the address that proxy reports. `X-Forwarded-For` is read from the right: each trusted hop
+/// appended the address it saw, so the first address that is not itself a trusted proxy is the client;
+/// entries further left were written by the client and prove nothing. An entry that does not parse
+/// stops the walk at the hop that wrote it.
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[Cidr],
+) -> Option<IpAddr> {
+    let mut client = peer?.ip();
+    let trusted = |ip: IpAddr| trusted_proxies.iter().any(|c| c.contains(ip));
+    if !trusted(client) {
+        return Some(client);
+    }
+    let chain = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for entry in chain.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
 }
 
 /// Why a request was refused.
@@ -52,9 +107,11 @@ impl Limits {
         } else {
             settings.max_concurrent_requests
         };
+        let capacity = |n| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
         Limits {
             settings,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(LruCache::new(capacity(MAX_BUCKETS))),
+            auth_failures: Mutex::new(LruCache::new(capacity(MAX_FAILURE_ADDRESSES))),
             in_flight: tokio::sync::Semaphore::new(permits),
         }
     }
@@ -80,24 +137,19 @@ impl Limits {
         Ok(())
     }
 
-    /// Takes one token from `identity`'s bucket.
-    pub fn check_rate(&self, identity: &str) -> Result<(), Refusal> {
-        self.check_rate_at(identity, Instant::now())
+    /// Takes one token from the bucket of `key` (see [`rate_key`]).
+    pub fn check_rate(&self, key: &str) -> Result<(), Refusal> {
+        self.check_rate_at(key, Instant::now())
     }
 
-    fn check_rate_at(&self, identity: &str, now: Instant) -> Result<(), Refusal> {
+    fn check_rate_at(&self, key: &str, now: Instant) -> Result<(), Refusal> {
         let rate = self.settings.rate_limit;
         if rate <= 0.0 {
             return Ok(());
         }
         let burst = f64::from(self.settings.rate_limit_burst);
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(identity) {
-            buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() * rate < burst);
-        }
-        let bucket = buckets.entry(identity.to_string()).or_insert(Bucket {
+        let mut buckets = lock(&self.buckets);
+        let bucket = buckets.get_or_insert_mut(key.to_string(), || Bucket {
             tokens: burst,
             updated: now,
         });
@@ -113,6 +165,53 @@ impl Limits {
                 retry_after_secs: wait.ceil().max(1.0) as u64,
             })
         }
+    }
+
+    /// Refuses a client address that failed to authenticate `--max-auth-failures` times in the
+    /// current window, before its credential is even looked at (guessing tokens costs a window each
+    /// few tries).
+    pub fn check_auth_failures(&self, client: Option<IpAddr>) -> Result<(), Refusal> {
+        self.check_auth_failures_at(client, Instant::now())
+    }
+
+    fn check_auth_failures_at(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Refusal> {
+        let max = self.settings.max_auth_failures;
+        let Some(client) = client.filter(|_| max > 0) else {
+            return Ok(());
+        };
+        let mut failures = lock(&self.auth_failures);
+        match failures.get(&client) {
+            Some(f) if f.count >= max && now.duration_since(f.started) < FAILURE_WINDOW => {
+                let left = FAILURE_WINDOW - now.duration_since(f.started);
+                Err(Refusal::RateLimited {
+                    retry_after_secs: left.as_secs_f64().ceil().max(1.0) as u64,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication (a credential presented and refused) from `client`.
+    pub fn record_auth_failure(&self, client: Option<IpAddr>) {
+        self.record_auth_failure_at(client, Instant::now());
+    }
+
+    fn record_auth_failure_at(&self, client: Option<IpAddr>, now: Instant) {
+        let Some(client) = client.filter(|_| self.settings.max_auth_failures > 0) else {
+            return;
+        };
+        let mut failures = lock(&self.auth_failures);
+        let entry = failures.get_or_insert_mut(client, || Failures {
+            started: now,
+            count: 0,
+        });
+        if now.duration_since(entry.started) >= FAILURE_WINDOW {
+            *entry = Failures {
+                started: now,
+                count: 0,
+            };
+        }
+        entry.count = entry.count.saturating_add(1);
     }
 
     /// A slot among the requests in flight, held until dropped.
@@ -133,6 +232,7 @@ mod tests {
             max_concurrent_requests: concurrent,
             max_header_count: 3,
             max_header_bytes: 100,
+            max_auth_failures: 2,
         })
     }
 
@@ -187,6 +287,72 @@ mod tests {
         }
         assert!(
             matches!(l.check_headers(&many), Err(Refusal::HeadersTooLarge(m)) if m.contains("--max-header-count"))
+        );
+    }
+
+    #[test]
+    fn failed_authentications_per_address() {
+        let l = limits(0.0, 1, 0);
+        let t0 = Instant::now();
+        let (a, b) = (
+            Some("192.0.2.1".parse().unwrap()),
+            Some("192.0.2.2".parse().unwrap()),
+        );
+        l.record_auth_failure_at(a, t0);
+        assert!(l.check_auth_failures_at(a, t0).is_ok(), "under the limit");
+        l.record_auth_failure_at(a, t0);
+        assert_eq!(
+            l.check_auth_failures_at(a, t0 + Duration::from_secs(20)),
+            Err(Refusal::RateLimited {
+                retry_after_secs: 40
+            })
+        );
+        assert!(l.check_auth_failures_at(b, t0).is_ok(), "per address");
+        assert!(
+            l.check_auth_failures_at(a, t0 + FAILURE_WINDOW).is_ok(),
+            "a new window"
+        );
+        l.record_auth_failure_at(a, t0 + FAILURE_WINDOW);
+        assert!(l.check_auth_failures_at(a, t0 + FAILURE_WINDOW).is_ok());
+    }
+
+    #[test]
+    fn bucket_table_is_bounded() {
+        let l = limits(1.0, 1, 0);
+        let t0 = Instant::now();
+        for i in 0..MAX_BUCKETS + 10 {
+            let _ = l.check_rate_at(&format!("client-{i}"), t0);
+        }
+        assert_eq!(lock(&l.buckets).len(), MAX_BUCKETS);
+    }
+
+    #[test]
+    fn client_behind_trusted_proxies() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 443));
+        let xff = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", v.parse().unwrap());
+            h
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let chain = xff("1.1.1.1, 203.0.113.7, 10.0.0.5");
+        assert_eq!(
+            client_ip(peer("10.0.0.9"), &chain, &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_ip(peer("198.51.100.1"), &chain, &trusted),
+            ip("198.51.100.1"),
+            "an untrusted peer's header is ignored"
+        );
+        assert_eq!(
+            client_ip(peer("10.0.0.9"), &xff("junk, 10.0.0.4"), &trusted),
+            ip("10.0.0.4")
+        );
+        assert_eq!(
+            client_ip(peer("10.0.0.9"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.9")
         );
     }
 }

@@ -14,12 +14,14 @@ use crate::app::App;
 use crate::artifacts::{self, Gateway};
 use crate::error::Error;
 use crate::gate::audit;
-use crate::gate::auth::Identity;
+use crate::gate::auth::{AuthError, Identity};
 use crate::gate::browser;
+use crate::gate::limits;
 use crate::gate::policy;
 use crate::mlflow::request::experiment_acted_on;
 use crate::mlflow::routes::{is_graphql, RouteClass};
 use crate::net::client_addr::ClientAddr;
+use crate::net::paced_body::{BodyPace, Paced};
 use crate::upstream::ui;
 use crate::upstream::{Inbound, UpstreamAuth};
 
@@ -52,11 +54,12 @@ const MAX_INSPECTED_BODY: u64 = 1 << 20;
 /// 1. `request_filter`: header limits, ambiguous paths (cheap refusals first);
 /// 2. `browser_filter`: CORS preflight answered here, cross-origin writes refused;
 /// 3. `authenticate`: who (401);
-/// 4. `admit`: how much (rate and concurrency limits, 429);
+/// 4. `admit`: how much (the rate limit, 429), and how fast the body must come (`--min-body-rate`);
 /// 5. `inspect`: the body read ahead where GraphQL, the audit line or a policy needs it, and the
 ///    route class decided once;
 /// 6. `authorize`: what (the policy, 403);
-/// 7. forwarding, with the caller's own AWS session when per-user sessions are on;
+/// 7. forwarding, with the caller's own AWS session when per-user sessions are on, once the body has
+///    arrived and a slot among the requests in flight is free (429);
 /// 8. `audit` and `response_filter` (CORS and UI headers) on the answer.
 pub(crate) async fn handle_mlflow<S, B, E>(
     app: &App,
@@ -92,8 +95,12 @@ where
         BrowserVerdict::Proceed { cors_origin } => cors_origin,
     };
     let identity = authenticate(app, &inbound.headers, inbound.remote).await?;
-    app.limits.check_rate(&identity.name)?;
-    let _permit = app.limits.admit()?;
+    app.limits.check_rate(&rate_key(app, &identity, &inbound))?;
+    let pace = BodyPace {
+        idle: app.settings.idle_timeout,
+        min_rate: app.settings.min_body_rate,
+    };
+    let inbound = inbound.map_body(|body| Paced::new(body, pace));
     let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
     authorize(app, &identity, &inbound, upstream_path, &inspected)?;
     let audit = AuditRecord::begin(&identity, &inbound, &inspected);
@@ -101,6 +108,9 @@ where
     let mut response = match app.artifacts.as_ref().zip(artifacts::route(upstream_path)) {
         // The artifact API: served against the store with the proxy's credentials.
         Some((gateway, route)) => {
+            // Uploads stream to S3 as they arrive, so they take their slot before their body; the
+            // body's pace (`--min-body-rate`) bounds how long a slow one holds it.
+            let _slot = app.limits.admit()?;
             let (inbound, body) = inbound.take_body();
             let serve = gateway.serve(
                 route,
@@ -116,9 +126,16 @@ where
             // Boxed: forwarding is the largest future here, and without the box every layer that
             // holds this future (the server's dispatch, warp's filters for the UI route) would copy
             // its full size on each move.
-            let forward =
-                app.forwarder
-                    .forward(inbound, upstream_path, upstream_auth, inspected.route);
+            // The slot among the requests in flight is taken once the body has arrived (see
+            // `Forwarder::forward`): a client still sending holds a connection, not a slot.
+            let admit = || app.limits.admit().map_err(Error::from);
+            let forward = app.forwarder.forward(
+                inbound,
+                upstream_path,
+                upstream_auth,
+                inspected.route,
+                admit,
+            );
             let response = Box::pin(forward).await;
             match (&app.artifacts, is_ui) {
                 // API clients see `mlflow-artifacts:` locations; the UI reads artifacts through
@@ -439,6 +456,7 @@ where
             if whole_or_refuse {
                 return Err(Error::PayloadTooLarge {
                     limit: MAX_INSPECTED_BODY,
+                    setting: "the proxy's read-ahead limit",
                 });
             }
             return Ok(ReadAheadBody {
@@ -455,17 +473,42 @@ where
     })
 }
 
-/// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401.
+/// The token bucket a request draws from (phase 4): its identity's, or for anonymous callers
+/// (`--auth none`) its client address's, so that one anonymous client cannot use up everyone's
+/// allowance.
+fn rate_key<S>(app: &App, identity: &Identity, inbound: &Inbound<S>) -> String {
+    if identity.method != Identity::anonymous().method {
+        return identity.name.clone();
+    }
+    let client = limits::client_ip(
+        inbound.remote,
+        &inbound.headers,
+        &app.settings.trusted_proxies,
+    );
+    match client {
+        Some(ip) => format!("{}@{ip}", identity.name),
+        None => identity.name.clone(),
+    }
+}
+
+/// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401. A client
+/// address with too many recent failures is refused (429) before its credentials are checked, and
+/// each refused credential counts against its address.
 pub(crate) async fn authenticate(
     app: &App,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
 ) -> Result<Identity, Error> {
+    let client = limits::client_ip(remote, headers, &app.settings.trusted_proxies);
+    app.limits.check_auth_failures(client)?;
     app.authenticator
         .authenticate(headers, remote)
         .await
         .map_err(|e| {
-            tracing::info!(target: "audit", remote = remote.map(|r| r.ip().to_string()), reason = %e, "authentication failed");
+            tracing::info!(target: "audit", remote = client.map(|ip| ip.to_string()), reason = %e, "authentication failed");
+            if matches!(e, AuthError::Invalid(_)) {
+                app.limits.record_auth_failure(client);
+            }
             app.authenticator.refusal(&e)
         })
 }

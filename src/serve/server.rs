@@ -3,6 +3,13 @@
 //! deadline on shutdown. Each accepted connection is handed to the next worker thread (`workers`) and
 //! served there to its end.
 //!
+//! Connections are bounded in number and in idleness: at most `--max-connections` are open (beyond
+//! it, accepting pauses, with a warning), a connection with no request in flight and no bytes moving
+//! for `--keep-alive-timeout` is closed gracefully (HTTP/2: GOAWAY), and an HTTP/1 request head must
+//! arrive within [`HEADER_READ_TIMEOUT`] of its first byte. The keep-alive timeout must exceed a load
+//! balancer's idle timeout: otherwise the balancer may send a request on a connection the proxy is
+//! closing, and answers 502.
+//!
 //! warp's own `serve` cannot take a TLS acceptor whose certificate changes at run time, so connections
 //! are served here with hyper directly and passed to the warp routes as a service.
 
@@ -13,18 +20,25 @@ use std::time::Duration;
 use futures_util::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::either::Either as IoEither;
 use tower_service::Service;
 
 use crate::app::App;
 use crate::mlflow::routes::is_mlflow_api_path;
+use crate::net::activity::{Activity, TrackedIo, Verdict};
 use crate::net::client_addr::ClientAddr;
 use crate::net::tls::TlsReloader;
 use crate::serve::pipeline::handle_api_request;
 use crate::serve::routes::{admin_routes, routes};
 use crate::serve::workers::WorkerHandles;
 
-/// How long a client may take to send its request head, and to finish a TLS handshake.
+/// How long a client may take to send a request head once it has begun, and to finish a TLS handshake.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections the admin listener (`/healthz`, `/readyz`, `/metrics`) serves at once: its own small
+/// allowance, so that health checks do not queue behind a full main listener.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// Serves the proxy until `shutdown` resolves, then drains in-flight requests for at most
 /// `--drain-timeout`. Connections are spread over `workers`.
@@ -36,7 +50,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let filter = routes(app.clone());
-    serve_filter(app, listener, tls, filter, Some(workers), true, shutdown).await
+    let max_connections = app.settings.max_connections;
+    let listener = Listener {
+        listener,
+        tls,
+        max_connections,
+    };
+    serve_filter(app, listener, filter, Some(workers), true, shutdown).await
 }
 
 /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`) on `--admin-listen`.
@@ -46,13 +66,24 @@ pub async fn serve_admin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let filter = admin_routes(app.clone());
-    serve_filter(app, listener, None, filter, None, false, shutdown).await
+    let listener = Listener {
+        listener,
+        tls: None,
+        max_connections: ADMIN_MAX_CONNECTIONS,
+    };
+    serve_filter(app, listener, filter, None, false, shutdown).await
+}
+
+/// A listening socket, how it speaks (TLS or not), and how many connections it may have open.
+struct Listener {
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    max_connections: usize,
 }
 
 async fn serve_filter<F>(
     app: Arc<App>,
-    listener: tokio::net::TcpListener,
-    tls: Option<Arc<TlsReloader>>,
+    listener: Listener,
     filter: F,
     workers: Option<Arc<WorkerHandles>>,
     serve_api: bool,
@@ -64,21 +95,20 @@ async fn serve_filter<F>(
         + Sync
         + 'static,
 {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection holds a receiver; `true` asks it to close gracefully, and the drain is over
+    // when the last receiver is gone.
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let tls = listener.tls.clone();
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch());
     }
+    let open = Arc::new(Semaphore::new(listener.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::error!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+        let (permit, stream, remote) = tokio::select! {
+            accepted = accept(&listener, &open) => match accepted {
+                Some(accepted) => accepted,
+                None => continue,
             },
             _ = &mut shutdown => break,
         };
@@ -88,13 +118,16 @@ async fn serve_filter<F>(
             continue;
         };
         let connection = serve_connection(
-            stream,
-            remote,
+            Accepted {
+                stream,
+                remote,
+                permit,
+            },
             tls.clone(),
             filter.clone(),
             app.clone(),
             serve_api,
-            graceful.watcher(),
+            closing_rx.clone(),
         );
         match &workers {
             Some(workers) => drop(workers.next().spawn(connection)),
@@ -103,34 +136,81 @@ async fn serve_filter<F>(
     }
 
     drop(listener);
-    drain(&app, graceful).await;
+    drop(closing_rx);
+    drain(&app, closing_tx).await;
 }
 
-/// Stops taking new work (`/readyz` answers 503) and waits for open connections to finish, at most
-/// `--drain-timeout`.
-async fn drain(app: &App, graceful: hyper_util::server::graceful::GracefulShutdown) {
+/// The next connection, once one of `open`'s permits is free: at `--max-connections`, accepting
+/// pauses (new connections wait in the kernel's backlog) and a warning says so, once per episode.
+/// `None` after a failed accept (out of file descriptors and the like), after a back-off.
+async fn accept(
+    listener: &Listener,
+    open: &Arc<Semaphore>,
+) -> Option<(
+    OwnedSemaphorePermit,
+    tokio::net::TcpStream,
+    std::net::SocketAddr,
+)> {
+    let permit = match open.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            tracing::warn!(
+                max_connections = listener.max_connections,
+                local = ?listener.listener.local_addr().ok(),
+                "connection limit reached: new connections wait until one closes (--max-connections)"
+            );
+            let permit = open.clone().acquire_owned().await.ok()?;
+            tracing::info!("below the connection limit again: accepting");
+            permit
+        }
+    };
+    match listener.listener.accept().await {
+        Ok((stream, remote)) => Some((permit, stream, remote)),
+        Err(e) => {
+            // Out of file descriptors and the like: back off instead of spinning.
+            tracing::error!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
+    }
+}
+
+/// Stops taking new work (`/readyz` answers 503), asks every open connection to close gracefully and
+/// waits for them to finish, at most `--drain-timeout`.
+async fn drain(app: &App, closing: watch::Sender<bool>) {
     let drain_timeout = app.settings.drain_timeout;
     app.draining.store(true, Ordering::Relaxed);
     tracing::info!(
         drain_timeout_secs = drain_timeout.as_secs_f64(),
         "shutting down: draining in-flight requests"
     );
+    let _ = closing.send(true);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = closing.closed() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(drain_timeout) => tracing::warn!("drain deadline reached; closing remaining connections"),
     }
 }
 
+/// A connection as accepted: the socket, the peer, and its place under `--max-connections`.
+struct Accepted {
+    stream: std::net::TcpStream,
+    remote: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A client connection's bytes, plain or TLS, with its activity recorded.
+type ClientIo = TokioIo<TrackedIo<IoEither<tokio::net::TcpStream, Box<ServerTlsStream>>>>;
+type ServerTlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
 /// Serves one connection to its end: TLS first when configured, then HTTP/1.1 or HTTP/2, with MLflow
 /// API calls going straight to the pipeline and everything else to the route table.
 async fn serve_connection<F>(
-    stream: std::net::TcpStream,
-    remote: std::net::SocketAddr,
+    accepted: Accepted,
     tls: Option<Arc<TlsReloader>>,
     filter: F,
     app: Arc<App>,
     serve_api: bool,
-    watcher: hyper_util::server::graceful::Watcher,
+    closing: watch::Receiver<bool>,
 ) where
     F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
         + Clone
@@ -138,32 +218,16 @@ async fn serve_connection<F>(
         + Sync
         + 'static,
 {
+    let Accepted {
+        stream,
+        remote,
+        permit: _permit,
+    } = accepted;
     let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
         return;
     };
-    let service = warp::service(filter);
-    let request_service =
-        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ClientAddr(remote));
-            // Clone only what this request uses: the route table is several shared filters.
-            if serve_api && is_mlflow_api_path(request.uri().path()) {
-                let answer = handle_api_request(app.clone(), request);
-                Either::Left(async move { Ok(answer.await) })
-            } else {
-                Either::Right(service.clone().call(request))
-            }
-        });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    match tls {
-        None => {
-            let connection =
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), request_service);
-            let _ = watcher.watch(connection.into_owned()).await;
-        }
+    let stream = match tls {
+        None => IoEither::Left(stream),
         Some(tls) => {
             let handshake =
                 tokio::time::timeout(HEADER_READ_TIMEOUT, tls.acceptor().accept(stream)).await;
@@ -171,9 +235,100 @@ async fn serve_connection<F>(
                 tracing::debug!(%remote, "TLS handshake failed or timed out");
                 return;
             };
-            let connection =
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), request_service);
-            let _ = watcher.watch(connection.into_owned()).await;
+            IoEither::Right(Box::new(stream))
+        }
+    };
+    let keep_alive = app.settings.keep_alive_timeout;
+    let activity = Activity::new();
+    let io: ClientIo = TokioIo::new(TrackedIo::new(stream, activity.clone()));
+    let service = warp::service(filter);
+    let tracked = activity.clone();
+    let request_service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientAddr(remote));
+            let in_flight = tracked.request();
+            // Clone only what this request uses: the route table is several shared filters.
+            let answer = if serve_api && is_mlflow_api_path(request.uri().path()) {
+                let answer = handle_api_request(app.clone(), request);
+                Either::Left(async move { Ok(answer.await) })
+            } else {
+                Either::Right(service.clone().call(request))
+            };
+            async move {
+                let answer = answer.await;
+                drop(in_flight);
+                answer
+            }
+        });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own header timer also runs while a keep-alive connection waits for its next request, so
+    // it is set to the keep-alive timeout; the 30 s limit on a head that has begun is the server's
+    // (`Activity`), as is the idle limit of HTTP/2 and of connections that never send a byte.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(keep_alive);
+    let connection = builder.serve_connection_with_upgrades(io, request_service);
+    supervise(connection, &activity, keep_alive, closing, remote).await;
+}
+
+/// Drives a connection to its end. It is closed gracefully (HTTP/2: GOAWAY; HTTP/1: after the
+/// response in progress) when the server drains, or when it has had no request in flight and no bytes
+/// for `keep_alive`; it is dropped when its request head is late, or when it is still open
+/// `keep_alive` after being closed for idleness.
+async fn supervise<I, S, B>(
+    connection: auto::UpgradeableConnection<'_, I, S, TokioExecutor>,
+    activity: &Activity,
+    keep_alive: Duration,
+    mut closing: watch::Receiver<bool>,
+    remote: std::net::SocketAddr,
+) where
+    S: hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+        Response = hyper::Response<B>,
+    >,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut asked_to_close = *closing.borrow();
+    if asked_to_close {
+        connection.as_mut().graceful_shutdown();
+    }
+    let mut hard_deadline = None;
+    loop {
+        let past_deadline = async {
+            match hard_deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            changed = closing.changed(), if !asked_to_close => {
+                if changed.is_err() || *closing.borrow() {
+                    asked_to_close = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+            verdict = activity.expired(keep_alive, HEADER_READ_TIMEOUT), if !asked_to_close => {
+                if verdict == Verdict::SlowHead {
+                    tracing::debug!(%remote, "request head too slow; connection dropped");
+                    return;
+                }
+                tracing::debug!(%remote, "closing an idle connection");
+                asked_to_close = true;
+                hard_deadline = Some(tokio::time::Instant::now() + keep_alive);
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = past_deadline => {
+                tracing::debug!(%remote, "still open after being closed for idleness; dropped");
+                return;
+            }
         }
     }
 }

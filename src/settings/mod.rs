@@ -236,6 +236,11 @@ pub struct Args {
     )]
     pub max_concurrent_requests: usize,
 
+    /// Failed authentications (a credential presented and refused) allowed per client address and
+    /// minute; beyond it the address gets 429 until the minute ends, its credentials unchecked (0 = off).
+    #[arg(long, env = "MLFLOW_PROXY_MAX_AUTH_FAILURES", default_value_t = 20)]
+    pub max_auth_failures: u32,
+
     /// Most request headers accepted (431 beyond it).
     #[arg(long, env = "MLFLOW_PROXY_MAX_HEADER_COUNT", default_value_t = 100)]
     pub max_header_count: usize,
@@ -275,6 +280,23 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Slowest average rate, in bytes per second, at which a client may send a request body once
+    /// --idle-timeout has passed since it began (0 = no minimum). Suffixes as for sizes (1KiB = 1024 B/s).
+    #[arg(long, env = "MLFLOW_PROXY_MIN_BODY_RATE", default_value = "1KiB", value_parser = parse_size)]
+    pub min_body_rate: u64,
+
+    /// A client connection with no request in flight and no bytes moving for this long is closed
+    /// (HTTP/2 with GOAWAY). Keep it above a load balancer's idle timeout (an ALB's is 60s by default),
+    /// so that the balancer, not the proxy, closes idle connections.
+    #[arg(long, env = "MLFLOW_PROXY_KEEP_ALIVE_TIMEOUT", default_value = "360s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Client connections open at once per listener; beyond it, accepting pauses (with a warning)
+    /// until one closes. Keep it well under the file-descriptor limit (each connection may use an
+    /// upstream connection too), so that --admin-listen and spool files still find descriptors.
+    #[arg(long, env = "MLFLOW_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// On SIGTERM/SIGINT, how long in-flight requests may run before the process exits anyway.
     #[arg(long, env = "MLFLOW_PROXY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -286,6 +308,11 @@ pub struct Args {
     /// Largest request body accepted (413 above it). Suffixes: KiB, MiB, GiB, KB, MB, GB.
     #[arg(long, env = "MLFLOW_PROXY_MAX_BODY_SIZE", default_value = "5GiB", value_parser = parse_size)]
     pub max_body_size: u64,
+
+    /// Largest request body of a read operation (searches, gets; 413 above it). Reads carry small
+    /// JSON (filters, ID lists), so a large one is refused before it is spooled.
+    #[arg(long, env = "MLFLOW_PROXY_MAX_READ_BODY_SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_read_body_size: u64,
 
     /// Request bodies up to this size are hashed in memory; larger ones are spooled to --spool-dir.
     #[arg(long, env = "MLFLOW_PROXY_MEMORY_BODY_SIZE", default_value = "4MiB", value_parser = parse_size)]
@@ -335,10 +362,14 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    pub min_body_rate: u64,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
     pub drain_timeout: Duration,
     /// Worker threads (one single-threaded runtime each).
     pub worker_threads: usize,
     pub max_body_size: u64,
+    pub max_read_body_size: u64,
     pub memory_body_size: u64,
     pub spool_dir: PathBuf,
     pub trusted_proxies: Vec<Cidr>,
@@ -383,6 +414,8 @@ pub struct LimitSettings {
     pub max_concurrent_requests: usize,
     pub max_header_count: usize,
     pub max_header_bytes: u64,
+    /// Failed authentications per client address and minute before 429 (0: no limit).
+    pub max_auth_failures: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -497,15 +530,7 @@ impl Args {
                 format!("{} is not a directory", spool_dir.display()),
             ));
         }
-        let trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                s.parse::<Cidr>()
-                    .map_err(|e| invalid("trusted_proxies", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = self.trusted_proxies()?;
         let tls = self.tls()?;
         let artifacts = self
             .artifacts
@@ -528,6 +553,7 @@ impl Args {
                 max_concurrent_requests: self.max_concurrent_requests,
                 max_header_count: self.max_header_count,
                 max_header_bytes: self.max_header_bytes,
+                max_auth_failures: self.max_auth_failures,
             },
             ui_auth,
             ui_session_duration: self.ui_session_duration,
@@ -537,12 +563,16 @@ impl Args {
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             idle_timeout: self.idle_timeout,
+            min_body_rate: self.min_body_rate,
+            keep_alive_timeout: self.keep_alive_timeout,
+            max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,
             worker_threads: self
                 .worker_threads
                 .map(usize::from)
                 .unwrap_or_else(default_worker_count),
             max_body_size: self.max_body_size,
+            max_read_body_size: self.max_read_body_size,
             memory_body_size: self.memory_body_size.min(self.max_body_size),
             spool_dir,
             trusted_proxies,
@@ -662,6 +692,7 @@ impl Args {
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("keep_alive_timeout", self.keep_alive_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(id, "must be greater than zero"));
@@ -669,6 +700,12 @@ impl Args {
         }
         if self.max_body_size == 0 {
             return Err(invalid("max_body_size", "must be greater than zero"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be greater than zero"));
+        }
+        if self.max_read_body_size == 0 {
+            return Err(invalid("max_read_body_size", "must be greater than zero"));
         }
         if self.memory_body_size > 256 * 1024 * 1024 {
             return Err(invalid(
@@ -680,6 +717,18 @@ impl Args {
             return Err(invalid("log_level", e.to_string()));
         }
         Ok(())
+    }
+
+    /// `--trusted-proxies` as CIDRs.
+    fn trusted_proxies(&self) -> Result<Vec<Cidr>, SettingsError> {
+        self.trusted_proxies
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.parse::<Cidr>()
+                    .map_err(|e| invalid("trusted_proxies", e.to_string()))
+            })
+            .collect()
     }
 
     /// The listener's certificate, loaded once here and handed on.

@@ -24,6 +24,8 @@ const SPOOL_READ_CHUNK: usize = 256 * 1024;
 
 pub struct BodyLimits<'a> {
     pub max: u64,
+    /// The flag that sets `max`, named in the 413.
+    pub max_setting: &'static str,
     pub in_memory: u64,
     pub spool_dir: &'a Path,
     /// Longest pause between two chunks from the client.
@@ -153,7 +155,10 @@ where
     B: Buf,
 {
     drain(stream, limits.idle_timeout).await;
-    Error::PayloadTooLarge { limit: limits.max }
+    Error::PayloadTooLarge {
+        limit: limits.max,
+        setting: limits.max_setting,
+    }
 }
 
 /// What has arrived of a body: its running hash and length, and its bytes, in memory until they pass
@@ -264,6 +269,7 @@ mod tests {
     fn limits(dir: &Path, max: u64, in_memory: u64) -> BodyLimits<'_> {
         BodyLimits {
             max,
+            max_setting: "--max-body-size",
             in_memory,
             spool_dir: dir,
             idle_timeout: Duration::from_secs(5),
@@ -329,7 +335,7 @@ mod tests {
         let declared = read_body(chunks(vec![b"x"]), Some(1000), &limits(dir.path(), 10, 5)).await;
         assert!(matches!(
             declared,
-            Err(Error::PayloadTooLarge { limit: 10 })
+            Err(Error::PayloadTooLarge { limit: 10, .. })
         ));
         let streamed = read_body(
             chunks(vec![b"0123456", b"789ab"]),
@@ -339,7 +345,7 @@ mod tests {
         .await;
         assert!(matches!(
             streamed,
-            Err(Error::PayloadTooLarge { limit: 10 })
+            Err(Error::PayloadTooLarge { limit: 10, .. })
         ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

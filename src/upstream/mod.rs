@@ -27,7 +27,7 @@ use warp::Reply;
 use crate::aws::credentials::{CachedCredentials, CredentialCache};
 use crate::aws::sigv4::{self, Scope};
 use crate::error::Error;
-use crate::mlflow::routes::RouteClass;
+use crate::mlflow::routes::{Class, RouteClass};
 use crate::net::cidr::Cidr;
 use crate::net::http_client::{self, ResponseBody, UpstreamBody, UpstreamClient};
 use crate::net::worker;
@@ -129,6 +129,9 @@ pub struct Forwarder {
     request_timeout: Duration,
     idle_timeout: Duration,
     max_body_size: u64,
+    /// The body limit of read operations (`--max-read-body-size`): searches and gets need little,
+    /// so a large body there is refused instead of spooled.
+    max_read_body_size: u64,
     memory_body_size: u64,
     spool_dir: PathBuf,
     trusted_proxies: Vec<Cidr>,
@@ -146,6 +149,7 @@ impl Forwarder {
             request_timeout: settings.request_timeout,
             idle_timeout: settings.idle_timeout,
             max_body_size: settings.max_body_size,
+            max_read_body_size: settings.max_read_body_size,
             memory_body_size: settings.memory_body_size,
             spool_dir: settings.spool_dir.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
@@ -167,12 +171,17 @@ impl Forwarder {
     /// Every failure becomes an MLflow-shaped error response; nothing here panics on input.
     /// `upstream_path` must have passed [`path::validate_path`] (the pipeline checks it before anything
     /// routes on it); `class` labels the request in metrics, traces and the access log.
-    pub async fn forward<S, B, E>(
+    ///
+    /// `admit` is called once the request body has been received, and what it returns is held until
+    /// the answer's head is in: the global concurrency slot. Taking it only then keeps clients that
+    /// are still sending (slowly, or a large upload) from holding slots others could use.
+    pub async fn forward<S, B, E, Slot>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
         auth: UpstreamAuth<'_>,
         class: RouteClass,
+        admit: impl FnOnce() -> Result<Slot, Error>,
     ) -> warp::reply::Response
     where
         S: Stream<Item = Result<B, E>> + Send,
@@ -184,7 +193,14 @@ impl Forwarder {
         let mut log = self.access_log(&inbound, class, &request_id);
         let span = request_span(&inbound, class, &log.request_id);
         let outcome = self
-            .try_forward(inbound, upstream_path, auth, &request_id, &mut log)
+            .try_forward(
+                inbound,
+                upstream_path,
+                (auth, admit),
+                class,
+                &request_id,
+                &mut log,
+            )
             .instrument(span.clone())
             .await;
         let status = match &outcome {
@@ -257,11 +273,13 @@ impl Forwarder {
 
     /// Reads the body, then sends the request; a second attempt follows only when the first answer
     /// said the credentials expired or the UI session is gone (see [`Attempt`]).
-    async fn try_forward<S, B, E>(
+    /// `(auth, admit)`: how to authenticate upstream, and the slot to take once the body is in.
+    async fn try_forward<S, B, E, Admit, Slot>(
         &self,
         inbound: Inbound<S>,
         upstream_path: &str,
-        auth: UpstreamAuth<'_>,
+        (auth, admit): (UpstreamAuth<'_>, Admit),
+        class: RouteClass,
         request_id: &HeaderValue,
         log: &mut AccessLog,
     ) -> Result<(http::response::Parts, ResponseBody), Error>
@@ -269,6 +287,7 @@ impl Forwarder {
         S: Stream<Item = Result<B, E>> + Send,
         E: std::fmt::Display + Send,
         B: Buf,
+        Admit: FnOnce() -> Result<Slot, Error>,
     {
         let query = match inbound.query.as_deref() {
             Some(raw) if !raw.is_empty() => Some(query::canonicalize_query(raw)?),
@@ -276,9 +295,10 @@ impl Forwarder {
         };
         let (inbound, stream) = inbound.take_body();
         let body = self
-            .read_body(&inbound.method, &inbound.headers, stream)
+            .read_body(&inbound.method, &inbound.headers, stream, class)
             .await?;
         log.bytes_in = body.len();
+        let _slot = admit()?;
         let outgoing = Outgoing {
             inbound: &inbound,
             upstream_path,
@@ -472,6 +492,7 @@ impl Forwarder {
         method: &Method,
         headers: &HeaderMap,
         stream: S,
+        class: RouteClass,
     ) -> Result<PreparedBody, Error>
     where
         S: Stream<Item = Result<B, E>> + Send,
@@ -496,13 +517,27 @@ impl Forwarder {
         if declared.unwrap_or(0) == 0 && !chunked && bodyless {
             return Ok(PreparedBody::empty());
         }
+        let (max, max_setting) = self.body_limit(class);
         let limits = BodyLimits {
-            max: self.max_body_size,
+            max,
+            max_setting,
             in_memory: self.memory_body_size,
             spool_dir: &self.spool_dir,
             idle_timeout: self.idle_timeout,
         };
         body::read_body(stream, declared, &limits).await
+    }
+
+    /// The largest body a request of `class` may send, and the flag that sets it: reads (API and UI)
+    /// get `--max-read-body-size`; writes, deletes, admin calls and routes not in the table (new MLflow
+    /// endpoints, which may upload) get `--max-body-size`.
+    fn body_limit(&self, class: RouteClass) -> (u64, &'static str) {
+        match class {
+            RouteClass::Operation(Class::Read) | RouteClass::Ui => {
+                (self.max_read_body_size, "--max-read-body-size")
+            }
+            _ => (self.max_body_size, "--max-body-size"),
+        }
     }
 
     /// Signs the request with credentials from `cache` (refreshed first when `rejected` names the

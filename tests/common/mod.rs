@@ -27,6 +27,8 @@ pub struct Seen {
     pub credential_fetches: AtomicU64,
     /// The PEM served at `/alb-key/<kid>` for the kid `test-kid` (an ALB key endpoint stand-in).
     pub alb_pem: Mutex<Option<String>>,
+    /// Requests for `/alb-key/<kid>`, of any kid.
+    pub alb_key_fetches: AtomicU64,
     /// Set by [`Upstream::release_held`]: `/api/2.0/mlflow/hold` answers only then.
     pub released: std::sync::atomic::AtomicBool,
     pub release: tokio::sync::Notify,
@@ -137,9 +139,21 @@ async fn handle(
     }
 
     if let Some(kid) = path.strip_prefix("/alb-key/") {
+        seen.alb_key_fetches.fetch_add(1, Ordering::SeqCst);
+        // `held-kid`: the same key, served once the test calls `release_held` (at most 30 s).
+        if kid == "held-kid" {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !seen.released.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+                let released = seen.release.notified();
+                if seen.released.load(Ordering::SeqCst) {
+                    break;
+                }
+                let _ = tokio::time::timeout_at(deadline, released).await;
+            }
+        }
         let pem = seen.alb_pem.lock().unwrap().clone();
         return Ok(match pem {
-            Some(pem) if kid == "test-kid" => full(200, "text/plain", pem),
+            Some(pem) if kid == "test-kid" || kid == "held-kid" => full(200, "text/plain", pem),
             _ => full(404, "text/plain", "no such key"),
         });
     }

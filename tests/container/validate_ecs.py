@@ -156,6 +156,9 @@ check(request_timeout <= dereg, f"proxy.yaml: --request-timeout ({request_timeou
       f"({dereg}s): in-flight requests finish before ECS sends SIGTERM")
 check(request_timeout < idle, f"proxy.yaml: --request-timeout ({request_timeout:g}s) < load balancer idle timeout "
       f"({idle}s)")
+keep_alive = seconds(cfn_env.get("MLFLOW_PROXY_KEEP_ALIVE_TIMEOUT", "360s"))
+check(keep_alive > idle, f"proxy.yaml: --keep-alive-timeout ({keep_alive:g}s) > load balancer idle timeout "
+      f"({idle}s): the load balancer, not the proxy, closes idle connections (AWS's advice; else 502s)")
 check(tg.get("HealthCheckPath") == "/readyz" and tg.get("Port") == 8080 and tg.get("TargetType") == "ip",
       "proxy.yaml: target group checks /readyz on port 8080 (ip targets)")
 check("DesiredCount" not in resources["Service"]["Properties"],

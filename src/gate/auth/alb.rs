@@ -4,10 +4,18 @@
 //! expiry (`exp`). The public key for a `kid` is a PEM document at the regional key endpoint
 //! (`https://public-keys.auth.elb.REGION.amazonaws.com/KID`), fetched once and cached. Anything other than
 //! ES256 with a known-shaped `kid`, the configured signer and a future `exp` is refused.
+//!
+//! Key fetches are an outbound call an unauthenticated client can cause, so they are held down: every
+//! check that needs no key comes first (shape, algorithm, `kid`, signer, expiry, signature length), one
+//! fetch runs at a time and a `kid` fetched or failed meanwhile is not fetched again, at most
+//! [`MAX_FETCHES_PER_MINUTE`] fetches start per minute, failures are remembered for [`NEGATIVE_TTL`],
+//! and keys are kept for [`KEY_TTL`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use base64::Engine;
 use http_body_util::{BodyExt, Empty};
@@ -19,6 +27,10 @@ use crate::net::http_client::UpstreamClient;
 const MAX_CACHED_KEYS: usize = 64;
 /// A failed key fetch is not retried for this long (a forged `kid` must not make us hammer the endpoint).
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// A fetched key is used for this long, then fetched again (the endpoint stays the authority).
+const KEY_TTL: Duration = Duration::from_secs(3600);
+/// Key fetches started per minute at most; beyond it, tokens naming an uncached key are refused.
+const MAX_FETCHES_PER_MINUTE: u32 = 10;
 /// Tokens larger than this are refused unread.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -156,8 +168,69 @@ pub fn p256_point_from_pem(pem: &str) -> Result<Vec<u8>, JwtError> {
 }
 
 enum CachedKey {
-    Point(Vec<u8>),
+    Point { point: Vec<u8>, fetched: Instant },
     Failed(Instant),
+}
+
+/// The keys fetched (or failed) and the fetches started in the current minute.
+struct KeyCache {
+    keys: HashMap<String, CachedKey>,
+    window_started: Instant,
+    fetches_in_window: u32,
+}
+
+impl KeyCache {
+    fn new(now: Instant) -> Self {
+        KeyCache {
+            keys: HashMap::new(),
+            window_started: now,
+            fetches_in_window: 0,
+        }
+    }
+
+    /// The cached answer for `kid`, if there is a fresh one.
+    fn get(&self, kid: &str, now: Instant) -> Option<Result<Vec<u8>, JwtError>> {
+        match self.keys.get(kid)? {
+            CachedKey::Point { point, fetched } if now.duration_since(*fetched) < KEY_TTL => {
+                Some(Ok(point.clone()))
+            }
+            CachedKey::Failed(at) if now.duration_since(*at) < NEGATIVE_TTL => {
+                Some(Err(JwtError::Key("recently failed to fetch".into())))
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts a fetch about to start; false when this minute's fetches are used up.
+    fn reserve_fetch(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window_started) >= Duration::from_secs(60) {
+            self.window_started = now;
+            self.fetches_in_window = 0;
+        }
+        if self.fetches_in_window >= MAX_FETCHES_PER_MINUTE {
+            return false;
+        }
+        self.fetches_in_window += 1;
+        true
+    }
+
+    fn store(&mut self, kid: &str, fetched: &Result<Vec<u8>, JwtError>, now: Instant) {
+        if self.keys.len() >= MAX_CACHED_KEYS {
+            self.keys
+                .retain(|_, v| matches!(v, CachedKey::Point { .. }));
+            if self.keys.len() >= MAX_CACHED_KEYS {
+                self.keys.clear();
+            }
+        }
+        let entry = match fetched {
+            Ok(point) => CachedKey::Point {
+                point: point.clone(),
+                fetched: now,
+            },
+            Err(_) => CachedKey::Failed(now),
+        };
+        self.keys.insert(kid.to_string(), entry);
+    }
 }
 
 /// Fetches and caches the ALB's public keys.
@@ -166,7 +239,9 @@ pub struct AlbVerifier {
     /// Key URL with `{kid}` in it.
     key_url: String,
     client: UpstreamClient,
-    keys: Mutex<HashMap<String, CachedKey>>,
+    keys: Mutex<KeyCache>,
+    /// Held while a key is fetched: concurrent requests for an uncached `kid` wait for the one fetch.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl AlbVerifier {
@@ -175,7 +250,8 @@ impl AlbVerifier {
             signer,
             key_url,
             client,
-            keys: Mutex::new(HashMap::new()),
+            keys: Mutex::new(KeyCache::new(Instant::now())),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -187,31 +263,31 @@ impl AlbVerifier {
         Ok(parsed.claims)
     }
 
+    fn cache(&self) -> MutexGuard<'_, KeyCache> {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn key(&self, kid: &str) -> Result<Vec<u8>, JwtError> {
-        if let Ok(keys) = self.keys.lock() {
-            match keys.get(kid) {
-                Some(CachedKey::Point(point)) => return Ok(point.clone()),
-                Some(CachedKey::Failed(at)) if at.elapsed() < NEGATIVE_TTL => {
-                    return Err(JwtError::Key("recently failed to fetch".into()))
-                }
-                _ => {}
+        if let Some(cached) = self.cache().get(kid, Instant::now()) {
+            return cached;
+        }
+        let _one_fetch_at_a_time = self.fetching.lock().await;
+        // Whoever held the lock before may have fetched this very key.
+        {
+            let mut cache = self.cache();
+            let now = Instant::now();
+            if let Some(cached) = cache.get(kid, now) {
+                return cached;
+            }
+            if !cache.reserve_fetch(now) {
+                return Err(JwtError::Key(format!(
+                    "more than {MAX_FETCHES_PER_MINUTE} key fetches this minute"
+                )));
             }
         }
         // Boxed: a key fetch is rare and its future large; see `CredentialCache::get`.
         let fetched = Box::pin(self.fetch(kid)).await;
-        if let Ok(mut keys) = self.keys.lock() {
-            if keys.len() >= MAX_CACHED_KEYS {
-                keys.retain(|_, v| matches!(v, CachedKey::Point(_)));
-                if keys.len() >= MAX_CACHED_KEYS {
-                    keys.clear();
-                }
-            }
-            let entry = match &fetched {
-                Ok(point) => CachedKey::Point(point.clone()),
-                Err(_) => CachedKey::Failed(Instant::now()),
-            };
-            keys.insert(kid.to_string(), entry);
-        }
+        self.cache().store(kid, &fetched, Instant::now());
         fetched
     }
 
@@ -413,5 +489,26 @@ mod tests {
         for junk in ["", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30.e30"] {
             assert!(verify(&signer, junk).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn key_cache_expires_keys_and_failures_and_bounds_fetches() {
+        let t0 = Instant::now();
+        let mut cache = KeyCache::new(t0);
+        assert!(cache.get("k", t0).is_none());
+        cache.store("k", &Ok(vec![4]), t0);
+        cache.store("bad", &Err(JwtError::Key("404".into())), t0);
+        assert_eq!(cache.get("k", t0 + KEY_TTL / 2), Some(Ok(vec![4])));
+        assert!(cache.get("k", t0 + KEY_TTL).is_none(), "keys expire");
+        assert!(matches!(cache.get("bad", t0), Some(Err(_))));
+        assert!(cache.get("bad", t0 + NEGATIVE_TTL).is_none());
+        let reserved = (0..MAX_FETCHES_PER_MINUTE + 5)
+            .filter(|_| cache.reserve_fetch(t0))
+            .count();
+        assert_eq!(reserved, MAX_FETCHES_PER_MINUTE as usize);
+        assert!(
+            cache.reserve_fetch(t0 + Duration::from_secs(60)),
+            "next minute"
+        );
     }
 }

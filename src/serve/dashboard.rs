@@ -7,6 +7,8 @@
 use http::{header, HeaderValue, StatusCode};
 use rust_embed::RustEmbed;
 
+use crate::error::Error;
+
 #[derive(RustEmbed)]
 #[folder = "frontend/dist"]
 #[allow_missing = true]
@@ -29,7 +31,7 @@ pub fn serve(path: &str, frame_ancestors: &HeaderValue) -> warp::reply::Response
         let immutable = relative.starts_with("assets/");
         file_response(relative, file.data.into_owned(), immutable)
     } else if looks_like_a_file(relative) {
-        not_found(path)
+        Error::NotFound(format!("no dashboard file {path}")).into_response()
     } else {
         index()
     };
@@ -94,16 +96,6 @@ fn file_response(name: &str, data: Vec<u8>, immutable: bool) -> warp::reply::Res
         "public, max-age=300"
     };
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    response
-}
-
-fn not_found(path: &str) -> warp::reply::Response {
-    let mut response = warp::reply::Response::new(format!("not found: {path}\n").into());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     response
 }
 

@@ -6,12 +6,6 @@ use clap::Parser;
 
 use sagemaker_mlflow_proxy::run::{self, healthcheck, App, Telemetry, WorkerHandles, Workers};
 
-/// mimalloc instead of glibc's allocator: each thread allocates from its own pages without locks,
-/// which the request path (about thirty small allocations per request) measurably prefers; see
-/// benches/analysis.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = run::Cli::parse();
     if let Some(run::Command::Healthcheck) = cli.command {

@@ -91,9 +91,12 @@ impl Limits {
             return Ok(());
         }
         let burst = f64::from(self.settings.rate_limit_burst);
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
+        // A panic while the lock was held (poisoning) must not switch the limit off: the buckets are
+        // plain counters, each update complete or not begun, so they are used as they are.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(identity) {
             buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() * rate < burst);
         }
@@ -159,6 +162,24 @@ mod tests {
             "refills at the rate"
         );
         assert!(limits(0.0, 1, 0).check_rate("x").is_ok(), "0 = unlimited");
+    }
+
+    #[test]
+    fn a_poisoned_lock_does_not_lift_the_limit() {
+        let l = std::sync::Arc::new(limits(1.0, 1, 0));
+        let t0 = Instant::now();
+        assert!(l.check_rate_at("alice", t0).is_ok());
+        let poisoner = l.clone();
+        let panicked = std::thread::spawn(move || {
+            let _held = poisoner.buckets.lock().unwrap();
+            panic!("a panic while the buckets are locked");
+        })
+        .join();
+        assert!(panicked.is_err() && l.buckets.is_poisoned());
+        assert!(
+            l.check_rate_at("alice", t0).is_err(),
+            "still limited after poisoning"
+        );
     }
 
     #[test]

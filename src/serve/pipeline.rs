@@ -1,7 +1,7 @@
 //! The MLflow request pipeline: every MLflow call, from the API or the UI, passes the gate's checks in
 //! order, is forwarded upstream, and is audited.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -17,7 +17,7 @@ use crate::gate::auth::Identity;
 use crate::gate::browser;
 use crate::gate::policy;
 use crate::mlflow::routes::{is_graphql, RouteClass};
-use crate::net::client_addr::ClientAddr;
+use crate::net::client_addr::{originating_ip, ClientAddr};
 use crate::net::form::{decode_form_value, query_pairs};
 use crate::upstream::ui;
 use crate::upstream::{Inbound, UpstreamAuth};
@@ -95,7 +95,7 @@ where
     let _permit = app.limits.admit()?;
     let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
     authorize(app, &identity, &inbound, &inspected)?;
-    let audit = AuditRecord::begin(&identity, &inbound, &inspected);
+    let audit = AuditRecord::begin(app, &identity, &inbound, &inspected);
     let upstream_auth = upstream_auth(app, &identity, is_ui);
     let mut response = match app.artifacts.as_ref().zip(artifacts::route(upstream_path)) {
         // The artifact API: served against the store with the proxy's credentials.
@@ -137,6 +137,7 @@ where
 /// Phase 1: refusals that need nothing but the request line and headers.
 fn request_filter<S>(app: &App, inbound: &Inbound<S>, upstream_path: &str) -> Result<(), Error> {
     app.limits.check_headers(&inbound.headers)?;
+    crate::upstream::body::refuse_before_continue(&inbound.headers, app.settings.max_body_size)?;
     // Ambiguous paths are refused before anything (classification included) looks at them.
     crate::upstream::path::validate_path(upstream_path)
 }
@@ -150,11 +151,11 @@ enum BrowserVerdict {
 
 /// Phase 2: what browsers may do from other origins.
 fn browser_filter<S>(app: &App, inbound: &Inbound<S>) -> Result<BrowserVerdict, Error> {
-    let origin = browser::classify_origin(&inbound.headers, &app.settings.cors_allowed_origins);
+    let origin = app.origins.classify(&inbound.headers);
     if let Some(answer) = browser::preflight(&inbound.method, &inbound.headers, &origin) {
         return answer.map(BrowserVerdict::Answered);
     }
-    browser::refuse_cross_origin(&inbound.method, &origin)?;
+    browser::refuse_cross_origin(&inbound.method, &origin, &inbound.headers)?;
     let cors_origin = match origin {
         browser::Origin::Allowed(value) => Some(value.clone()),
         _ => None,
@@ -321,7 +322,7 @@ struct AuditRecord<'a> {
     identity: &'a Identity,
     method: Method,
     path: Arc<str>,
-    remote: Option<SocketAddr>,
+    remote: Option<IpAddr>,
     class: Option<policy::Class>,
     subjects: String,
 }
@@ -329,6 +330,7 @@ struct AuditRecord<'a> {
 impl<'a> AuditRecord<'a> {
     /// `None` when the call is not audited or audit lines are not written.
     fn begin<S>(
+        app: &App,
         identity: &'a Identity,
         inbound: &Inbound<S>,
         inspected: &Inspected,
@@ -337,7 +339,7 @@ impl<'a> AuditRecord<'a> {
             identity,
             method: inbound.method.clone(),
             path: inbound.path.clone(),
-            remote: inbound.remote,
+            remote: caller_ip(app, &inbound.headers, inbound.remote),
             class: inspected.class,
             subjects: audit::subjects(inspected.query(), inspected.body.as_deref()),
         })
@@ -369,6 +371,7 @@ fn response_filter(
     cors_origin: Option<HeaderValue>,
     is_ui: bool,
 ) {
+    browser::strip_upstream_cors(response.headers_mut());
     if let Some(value) = cors_origin {
         browser::add_cors_headers(response, &browser::Origin::Allowed(&value));
     }
@@ -440,6 +443,12 @@ where
     Ok((inbound.with_body(Either::Right(replay)), Some(bytes)))
 }
 
+/// The caller's address for audit lines: behind a trusted proxy (the ALB), the client it names in
+/// `X-Forwarded-For`, not the proxy's own address.
+fn caller_ip(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    peer.map(|peer| originating_ip(peer.ip(), headers, &app.settings.trusted_proxies))
+}
+
 /// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401.
 pub(crate) async fn authenticate(
     app: &App,
@@ -450,7 +459,8 @@ pub(crate) async fn authenticate(
         .authenticate(headers, remote)
         .await
         .map_err(|e| {
-            tracing::info!(target: "audit", remote = remote.map(|r| r.ip().to_string()), reason = %e, "authentication failed");
+            let remote = caller_ip(app, headers, remote);
+            tracing::info!(target: "audit", remote = remote.map(|ip| ip.to_string()), reason = %e, "authentication failed");
             app.authenticator.refusal(&e)
         })
 }

@@ -37,6 +37,8 @@ pub struct App {
     pub draining: AtomicBool,
     /// `Content-Security-Policy` for pages that may be framed.
     pub frame_policy: HeaderValue,
+    /// The proxy's own origins and the CORS-allowed ones (browser writes are checked against them).
+    pub origins: browser::OriginPolicy,
     /// Present in presigned-session UI mode.
     pub ui_session: Option<Arc<UiSession>>,
     pub authenticator: Authenticator,
@@ -68,6 +70,12 @@ impl App {
         };
         let limits = Limits::new(settings.limits.clone());
         let frame_policy = browser::frame_ancestors_policy(&settings.frame_ancestors);
+        let origins = browser::OriginPolicy::new(
+            settings.listen,
+            settings.tls.is_some(),
+            &settings.public_origins,
+            &settings.cors_allowed_origins,
+        );
         let ui_session = match (&aws, &settings.upstream.signing, settings.ui_auth) {
             (Some(aws), Some(signing), Some(UiAuth::PresignedSession)) => {
                 let control = Self::control_plane(&settings, aws, &signing.region, &forwarder)?;
@@ -91,6 +99,7 @@ impl App {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             frame_policy,
+            origins,
             ui_session,
             authenticator,
             policy,

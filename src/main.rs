@@ -53,7 +53,7 @@ async fn run(settings: run::Settings) -> ExitCode {
 }
 
 async fn serve(
-    settings: run::Settings,
+    mut settings: run::Settings,
     telemetry: &Telemetry,
     workers: std::sync::Arc<WorkerHandles>,
 ) -> ExitCode {
@@ -75,6 +75,11 @@ async fn serve(
         },
         None => None,
     };
+    // With `--listen …:0` the port is the one the system gave: the proxy's own origins (browser
+    // writes are accepted from them) name it.
+    if let Ok(bound) = listener.local_addr() {
+        settings.listen = bound;
+    }
     if settings.auth.modes.contains(&run::AuthMode::None) && !listen.ip().is_loopback() {
         tracing::warn!(%listen, "inbound authentication is off (--auth none) and the proxy listens beyond loopback: anyone who reaches it acts with its AWS identity");
     }

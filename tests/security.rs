@@ -1250,3 +1250,428 @@ fn alb_key_fetches_are_single_flight_and_bounded() {
         "only the valid requests reached MLflow"
     );
 }
+
+// Issue 15, item 12: the upstream's CORS headers never reach a browser; the proxy's own
+// (`--cors-allowed-origins`) are the only ones.
+#[test]
+fn upstream_cors_headers_are_replaced_by_the_proxys_own() {
+    let upstream = start_upstream();
+    let portal = "https://portal.example.com";
+    let proxy = start_unsigned_proxy(&upstream, &["--cors-allowed-origins", portal]);
+    let client = Client::new();
+    let url = proxy.url("/api/2.0/mlflow/cors-open");
+    let foreign = client.send("GET", &url, &[("origin", "https://evil.example")], "");
+    assert_eq!(foreign.status, 200);
+    let cors: Vec<_> = foreign
+        .headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .collect();
+    assert!(cors.is_empty(), "upstream CORS headers passed: {cors:?}");
+    let allowed = client.send("GET", &url, &[("origin", portal)], "");
+    assert_eq!(allowed.headers["access-control-allow-origin"], portal);
+    assert!(!allowed
+        .headers
+        .contains_key("access-control-allow-credentials"));
+    assert_ne!(allowed.headers["access-control-expose-headers"], "x-secret");
+}
+
+/// How long a test waits for a condition it needs (the condition, not the time, is what is checked).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+// Issue 15, item 11: the open `/readyz` says that the proxy is not ready, not which role or account it
+// tried (STS's error names them); the detail is on the admin listener and behind authentication.
+#[test]
+fn readyz_does_not_disclose_the_role_to_anonymous_callers() {
+    let upstream = start_upstream();
+    let role = "arn:aws:iam::111122223333:role/secret-role-name";
+    let admin = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut env = static_creds();
+    env.push(("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9"));
+    let admin_arg = admin.to_string();
+    let proxy = start_proxy(
+        &[
+            "--arn",
+            TS_ARN,
+            "--upstream-url",
+            &upstream.url(),
+            "--assume-role-arn",
+            role,
+            "--admin-listen",
+            &admin_arg,
+            "--auth",
+            "token",
+            "--tokens",
+            &format!("ops {}", hex::encode(Sha256::digest(b"ops-token"))),
+        ],
+        &env,
+    );
+    let client = Client::new();
+    let detail = |reply: &Reply| String::from_utf8_lossy(&reply.body).into_owned();
+    let admin_ready = wait_for("the admin /readyz to name the failure", WAIT, || {
+        let reply = client.get(&format!("http://{admin}/readyz"));
+        (reply.status == 503 && detail(&reply).contains("AssumeRole")).then_some(reply)
+    });
+    assert!(
+        detail(&admin_ready).contains(role),
+        "{}",
+        detail(&admin_ready)
+    );
+    let public = client.get(&proxy.url("/readyz"));
+    assert_eq!(public.status, 503);
+    assert!(
+        !detail(&public).contains("111122223333") && !detail(&public).contains("role/"),
+        "the open /readyz discloses identity detail: {}",
+        detail(&public)
+    );
+    assert!(public.json()["reason"]
+        .as_str()
+        .unwrap()
+        .contains("credentials"));
+    let status = client.send(
+        "GET",
+        &proxy.url("/api/proxy/status"),
+        &[("authorization", "Bearer ops-token")],
+        "",
+    );
+    assert!(status.json()["ready_reason"]
+        .as_str()
+        .unwrap()
+        .contains(role));
+    assert!(upstream.requests().is_empty());
+}
+
+// Issue 15, item 5: request data with control characters cannot forge a log line, in either format.
+#[test]
+fn control_characters_in_request_data_cannot_forge_log_lines() {
+    let upstream = start_upstream();
+    let forged = "INFO audit: mlflow change who=admin";
+    for format in ["text", "json"] {
+        let url = upstream.url();
+        let proxy =
+            start_proxy_logging(format, &["--signing", "none", "--upstream-url", &url], &[]);
+        let client = Client::new();
+        let query = "run_id=q%0A".to_string() + &forged.replace(' ', "%20") + "%0D%1B%5B2K%7F";
+        let body = json!({"experiment_id": format!("b\n{forged}\r\u{1b}[31m"), "key": "k"});
+        let reply = client.send(
+            "POST",
+            &proxy.url(&format!("/api/2.0/mlflow/runs/log-param?{query}")),
+            &[("content-type", "application/json")],
+            body.to_string(),
+        );
+        assert_eq!(reply.status, 200);
+        let audit = proxy.wait_for_log(&["mlflow change", "log-param"]);
+        let lines = proxy.log_lines();
+        assert!(
+            !lines.iter().any(|l| l.starts_with(forged)),
+            "{format}: a forged line: {lines:#?}"
+        );
+        assert!(
+            !audit.contains('\r') && !audit.contains('\u{1b}') && !audit.contains('\u{7f}'),
+            "{format}: raw controls in {audit:?}"
+        );
+        if format == "json" {
+            let event: Value = serde_json::from_str(&audit).unwrap();
+            let subjects = event["subjects"].as_str().unwrap();
+            assert!(subjects.contains(&format!("run_id=q\n{forged}\r\u{1b}[2K\u{7f}")));
+        } else {
+            assert!(audit.contains(&format!(r"run_id=q\n{forged}\r\u{{1b}}[2K\u{{7f}}")));
+            assert!(audit.contains(&format!(r"experiment_id=b\n{forged}\r\u{{1b}}[31m")));
+        }
+    }
+}
+
+// Issue 15, item 4: DNS rebinding. A hostile page whose name now resolves to the proxy sends its own
+// name in both `Origin` and `Host`; "same origin" is judged against the origins the proxy is configured
+// to serve (its listen address, --public-url, --cors-allowed-origins), never against `Host`.
+#[test]
+fn dns_rebinding_pages_cannot_write_through_an_unauthenticated_proxy() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--public-url", "https://mlflow.example.com"]);
+    let client = Client::new();
+    let port = proxy.addr.port();
+    let write = |origin: &str, host: &str| {
+        let before = upstream.requests().len();
+        let reply = client.send(
+            "POST",
+            &proxy.url("/api/2.0/mlflow/runs/create"),
+            &[
+                ("origin", origin),
+                ("host", host),
+                ("content-type", "application/json"),
+            ],
+            r#"{"experiment_id": "0"}"#,
+        );
+        (reply, upstream.requests().len() > before)
+    };
+    let rebinding = format!("evil.example:{port}");
+    for (origin, host) in [
+        (format!("http://{rebinding}"), rebinding.clone()),
+        (format!("http://{rebinding}"), format!("127.0.0.1:{port}")),
+        (
+            format!("http://localhost:{}", port + 1),
+            format!("localhost:{}", port + 1),
+        ),
+        ("null".to_string(), rebinding.clone()),
+    ] {
+        let (reply, reached) = write(&origin, &host);
+        assert_eq!(reply.status, 403, "Origin {origin}, Host {host}");
+        assert!(!reached, "Origin {origin}: reached the upstream");
+        let message = reply.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains("MLFLOW_PROXY_PUBLIC_URL"), "{message}");
+    }
+    for (origin, host) in [
+        (
+            format!("http://127.0.0.1:{port}"),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            format!("http://localhost:{port}"),
+            format!("localhost:{port}"),
+        ),
+        (
+            "https://mlflow.example.com".to_string(),
+            "mlflow.example.com".to_string(),
+        ),
+    ] {
+        let (reply, reached) = write(&origin, &host);
+        assert_eq!(reply.status, 200, "Origin {origin}");
+        assert!(reached, "Origin {origin}: not forwarded");
+    }
+    // Reads stay open to any origin (the browser keeps their answers from a foreign page).
+    let read = client.send(
+        "GET",
+        &proxy.url("/api/2.0/mlflow/experiments/search"),
+        &[
+            ("origin", &format!("http://{rebinding}")),
+            ("host", &rebinding),
+        ],
+        "",
+    );
+    assert_eq!(read.status, 200);
+    assert!(!read.headers.contains_key("access-control-allow-origin"));
+}
+
+// Issue 15, item 13: the functional findings.
+#[test]
+fn same_origin_writes_work_over_http2_where_there_is_no_host_header() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h2 = {
+        let _guard = runtime.enter();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build::<_, http_body_util::Full<bytes::Bytes>>(
+                hyper_util::client::legacy::connect::HttpConnector::new(),
+            )
+    };
+    let own = format!("http://{}", proxy.addr);
+    let send = |origin: &str| {
+        let request = http::Request::post(proxy.url("/api/2.0/mlflow/runs/create"))
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"experiment_id": "0"}"#,
+            )))
+            .unwrap();
+        runtime.block_on(async {
+            let response = h2.request(request).await.expect("h2 request");
+            assert_eq!(response.version(), http::Version::HTTP_2);
+            response.status().as_u16()
+        })
+    };
+    assert_eq!(send(&own), 200, "the proxy's own origin over HTTP/2");
+    let seen = upstream.requests().pop().unwrap();
+    assert_eq!(seen.headers["x-forwarded-host"], proxy.addr.to_string());
+    let before = upstream.requests().len();
+    assert_eq!(send("http://evil.example"), 403);
+    assert_eq!(
+        upstream.requests().len(),
+        before,
+        "the refusal reached nothing"
+    );
+}
+
+#[test]
+fn an_oversized_body_awaiting_100_continue_is_refused_without_the_go_ahead() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--max-body-size", "1MiB"]);
+    for path in [
+        "/api/2.0/mlflow/runs/log-batch",
+        "/mlflow/ajax-api/2.0/mlflow/runs/log-batch",
+    ] {
+        let response = Client::new().raw(
+            proxy.addr,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 10737418240\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                proxy.addr
+            ),
+        );
+        assert!(response.starts_with("HTTP/1.1 413"), "{path}: {response}");
+        assert!(!response.contains("100 Continue"), "{path}: {response}");
+    }
+    assert!(upstream.requests().is_empty());
+}
+
+#[test]
+fn ui_redirects_with_a_url_in_their_query_stay_under_the_prefix() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &[]);
+    let reply = Client::new().get(&proxy.url("/mlflow/redirect-next"));
+    assert_eq!(reply.status, 302);
+    assert_eq!(
+        reply.headers["location"],
+        "/mlflow/login?next=https://elsewhere.example/x"
+    );
+}
+
+// Issue 15, item 14: a trusted identity header sent twice (the client's copy and the auth proxy's)
+// is refused, not read from its first (the client's) value.
+#[test]
+fn a_trusted_identity_header_sent_twice_is_refused() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            "--auth",
+            "trusted-header",
+            "--trusted-header-sources",
+            "127.0.0.1/32",
+            "--policy-toml",
+            "[[rule]]\nidentities = [\"admin@example.com\"]\nallow = [\"read\", \"write\", \"delete\"]\n[[rule]]\ngroups = [\"ml-engineers\"]\nallow = [\"read\", \"write\"]\n",
+        ],
+    );
+    let client = Client::new();
+    let url = proxy.url("/api/2.0/mlflow/runs/delete");
+    let delete = |headers: &[(&str, &str)]| {
+        let before = upstream.requests().len();
+        let reply = client.send("POST", &url, headers, r#"{"run_id": "r"}"#);
+        (reply.status, upstream.requests().len() > before)
+    };
+    let user = "x-forwarded-email";
+    let groups = "x-forwarded-groups";
+    for (name, headers) in [
+        (
+            "client's copy first, the proxy's appended",
+            vec![(user, "admin@example.com"), (user, "bob@example.com")],
+        ),
+        (
+            "joined into one line",
+            vec![(user, "admin@example.com, bob@example.com")],
+        ),
+        (
+            "groups header twice",
+            vec![
+                (user, "bob@example.com"),
+                (groups, "ml-engineers"),
+                (groups, "analysts"),
+            ],
+        ),
+    ] {
+        assert_eq!(delete(&headers), (401, false), "{name}");
+    }
+    assert_eq!(
+        delete(&[(user, "admin@example.com")]),
+        (200, true),
+        "one value is believed"
+    );
+}
+
+#[test]
+fn a_policy_group_with_a_comma_is_refused_at_start() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sagemaker-mlflow-proxy"))
+        .args([
+            "--signing",
+            "none",
+            "--upstream-url",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy-toml",
+            "[[rule]]\ngroups = [\"x,ml-engineers\"]\nallow = [\"read\"]\n",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A proxy that accepted the policy would keep running: wait for the exit, bounded, and stop it.
+    let deadline = std::time::Instant::now() + WAIT;
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(2),
+        "the policy was accepted"
+    );
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("comma"), "{stderr}");
+}
+
+// Issue 15, item 14: only AWS's own error code for an expired token makes the proxy refresh its
+// credentials and send the request again; MLflow's 403 that quotes the words does not.
+#[test]
+fn an_mlflow_403_mentioning_expired_token_is_not_resent() {
+    let upstream = start_upstream();
+    let creds_uri = format!("{}/creds?ttl=3600", upstream.url());
+    let proxy = start_proxy(
+        &["--arn", TS_ARN, "--upstream-url", &upstream.url()],
+        &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", creds_uri.as_str())],
+    );
+    let reply = Client::new().send(
+        "POST",
+        &proxy.url("/api/2.0/mlflow/forbidden-quoting"),
+        &[("content-type", "application/json")],
+        r#"{"run_id": "r"}"#,
+    );
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["error_code"], "PERMISSION_DENIED");
+    let sent = upstream
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains("forbidden-quoting"))
+        .count();
+    assert_eq!(sent, 1, "the request was sent again");
+    let fetches = upstream
+        .seen
+        .credential_fetches
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetches, 1, "credentials were refreshed for it");
+}
+
+// Issue 15, item 14: behind the load balancer (--trusted-proxies), audit lines name the client it
+// forwarded, not the load balancer; an address the client wrote itself is not believed.
+#[test]
+fn audit_lines_behind_a_trusted_proxy_name_the_client() {
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(&upstream, &["--trusted-proxies", "127.0.0.1/32"]);
+    let reply = Client::new().send(
+        "POST",
+        &proxy.url("/api/2.0/mlflow/runs/delete"),
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "192.0.2.66, 203.0.113.9"),
+            ("x-request-id", "behind-alb"),
+        ],
+        r#"{"run_id": "r"}"#,
+    );
+    assert_eq!(reply.status, 200);
+    let line = proxy.wait_for_log(&["mlflow change", "behind-alb"]);
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["remote"], "203.0.113.9", "{line}");
+}

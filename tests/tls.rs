@@ -216,3 +216,92 @@ fn a_key_that_does_not_fit_stops_the_start_with_a_clear_line() {
         "{stderr}"
     );
 }
+
+/// A POST over HTTP/2 on TLS (ALPN `h2`, as browsers speak to an HTTPS proxy) with `origin`; returns the
+/// status and the HTTP version the answer came in.
+fn h2_post(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    path: &str,
+    origin: &str,
+) -> (u16, http::Version) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(ca).unwrap())
+            .unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .expect("TLS handshake");
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(connection);
+        let request = http::Request::post(format!("https://{addr}{path}"))
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"experiment_id": "0"}"#,
+            )))
+            .unwrap();
+        let response = sender.send_request(request).await.expect("h2 request");
+        (response.status().as_u16(), response.version())
+    })
+}
+
+// Issue 15, item 13: under --tls-cert, browsers speak HTTP/2 (no Host header): their same-origin writes
+// are accepted, and the upstream is told the client used https.
+#[test]
+fn browsers_on_https_and_http2_write_and_are_forwarded_as_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path());
+    let (cert, key) = make_cert(dir.path(), "server");
+    let upstream = start_upstream();
+    let proxy = start_unsigned_proxy(
+        &upstream,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let own = format!("https://{}", proxy.addr);
+    for path in [
+        "/api/2.0/mlflow/runs/create",
+        "/mlflow/ajax-api/2.0/mlflow/runs/create",
+    ] {
+        let (status, version) = h2_post(proxy.addr, &ca, path, &own);
+        assert_eq!((status, version), (200, http::Version::HTTP_2), "{path}");
+        let seen = upstream.requests().pop().unwrap();
+        assert_eq!(seen.headers["x-forwarded-proto"], "https", "{path}");
+        assert_eq!(seen.headers["x-forwarded-host"], proxy.addr.to_string());
+    }
+    let before = upstream.requests().len();
+    let (status, _) = h2_post(
+        proxy.addr,
+        &ca,
+        "/api/2.0/mlflow/runs/create",
+        "https://evil.example",
+    );
+    assert_eq!(status, 403);
+    assert_eq!(upstream.requests().len(), before);
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use sha2::{Digest, Sha256};
 
 use crate::aws::refreshing::{Refreshing, Source};
 use crate::aws::sigv4::SigningKeys;
@@ -37,10 +38,15 @@ pub enum CredentialSource {
     },
 }
 
+/// Longest RoleSessionName / SourceIdentity STS takes.
+const STS_NAME_MAX: usize = 64;
+
 /// Maps a caller's name into STS's alphabet for RoleSessionName and SourceIdentity
-/// (`[A-Za-z0-9_+=,.@-]`, 2 to 64 characters, not starting with `aws:`).
+/// (`[A-Za-z0-9_+=,.@-]`, 2 to 64 characters). A name that fits is kept as it is; one that had to be
+/// changed (characters replaced, cut at 64, padded) ends in `-` and 8 hex digits of its SHA-256, so two
+/// callers never share a session name in CloudTrail (`a b` and `a-b`, two long names with one prefix).
 pub fn sts_safe_name(name: &str) -> String {
-    let mut safe: String = name
+    let mapped: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
@@ -49,12 +55,14 @@ pub fn sts_safe_name(name: &str) -> String {
                 '-'
             }
         })
-        .take(64)
         .collect();
-    while safe.len() < 2 {
-        safe.push('-');
+    if mapped == name && (2..=STS_NAME_MAX).contains(&name.len()) {
+        return mapped;
     }
-    safe
+    let digest = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    let keep = STS_NAME_MAX - digest.len() - 1;
+    // `mapped` is ASCII, so cutting at a byte count is cutting at a character.
+    format!("{}-{digest}", &mapped[..mapped.len().min(keep)])
 }
 
 /// Maps a caller's name into STS's alphabet for tag values (at most 256 characters).
@@ -616,9 +624,24 @@ mod tests {
     #[test]
     fn sts_names() {
         assert_eq!(sts_safe_name("alice@example.com"), "alice@example.com");
-        assert_eq!(sts_safe_name("Jöhn Doe/admin"), "J-hn-Doe-admin");
-        assert_eq!(sts_safe_name("x"), "x-");
-        assert_eq!(sts_safe_name(&"a".repeat(100)).len(), 64);
+        let changed = sts_safe_name("Jöhn Doe/admin");
+        assert!(changed.starts_with("J-hn-Doe-admin-"), "{changed}");
+        assert_eq!(changed.len(), "J-hn-Doe-admin-".len() + 8);
+        assert_ne!(sts_safe_name("a b"), sts_safe_name("a-b"));
+        assert_eq!(sts_safe_name("a-b"), "a-b");
+        assert!(sts_safe_name("x").starts_with("x-"));
+        let long_a = sts_safe_name(&format!("{}a", "p".repeat(100)));
+        let long_b = sts_safe_name(&format!("{}b", "p".repeat(100)));
+        assert_eq!(long_a.len(), 64);
+        assert_ne!(long_a, long_b);
+        assert_eq!(sts_safe_name(&"a".repeat(64)), "a".repeat(64));
+        for name in ["", "é", "a b", &"z".repeat(300)] {
+            let safe = sts_safe_name(name);
+            assert!((2..=64).contains(&safe.len()), "{name:?}: {safe}");
+            assert!(safe
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)));
+        }
         assert_eq!(sts_tag_value("Jöhn <x>"), "Jöhn -x-");
     }
 

@@ -1,7 +1,7 @@
 //! Audit events: one structured line (tracing target `audit`) per mutating MLflow call, saying who,
 //! from where, which operation on which experiment/run/model, the outcome, and the request id.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -52,7 +52,8 @@ fn shorten(value: &str) -> String {
 
 pub struct AuditEvent<'a> {
     pub identity: &'a Identity,
-    pub remote: Option<SocketAddr>,
+    /// The client's address (behind `--trusted-proxies`, the one they forwarded).
+    pub remote: Option<IpAddr>,
     pub method: &'a http::Method,
     pub path: &'a str,
     pub class: Option<Class>,
@@ -77,7 +78,7 @@ pub fn emit(event: &AuditEvent<'_>) {
         target: "audit",
         who = %event.identity.name,
         auth = event.identity.method,
-        remote = event.remote.map(|r| r.ip().to_string()),
+        remote = event.remote.map(|ip| ip.to_string()),
         method = %event.method,
         path = %event.path,
         class = event.class.map(Class::name).unwrap_or("unknown"),

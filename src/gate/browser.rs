@@ -1,6 +1,8 @@
 //! Browser-facing policy: which origins may call the API (CORS and a same-origin check for
 //! state-changing requests) and which may frame the UI (`Content-Security-Policy: frame-ancestors`).
 
+use std::net::SocketAddr;
+
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::error::Error;
@@ -24,7 +26,7 @@ pub fn frame_ancestors_policy(extra: &[String]) -> HeaderValue {
 pub enum Origin<'a> {
     /// No `Origin` header: not a cross-origin browser request (CLI, SDK, same-origin GET).
     None,
-    /// The proxy's own origin.
+    /// One of the proxy's own origins (see [`OriginPolicy`]).
     Same,
     /// Another origin listed in `--cors-allowed-origins`.
     Allowed(&'a HeaderValue),
@@ -32,34 +34,92 @@ pub enum Origin<'a> {
     Foreign,
 }
 
-pub fn classify_origin<'a>(headers: &'a HeaderMap, allowed: &[String]) -> Origin<'a> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Origin::None;
+/// The origins the proxy is configured to serve and those allowed to call it cross-origin.
+///
+/// "Same origin" is never judged from the request's own `Host`: under DNS rebinding a hostile page's
+/// requests carry its own name in both `Origin` and `Host`. The proxy's own origins are its listen
+/// address (on loopback or all interfaces: `localhost`, `127.0.0.1` and `[::1]` on the listen port, which
+/// a rebinding page cannot have as its origin) and `--public-url`.
+pub struct OriginPolicy {
+    own: Vec<String>,
+    cors_allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    /// `listen` is the bound address (its real port when `--listen` asked for port 0).
+    pub fn new(listen: SocketAddr, tls: bool, public: &[String], cors_allowed: &[String]) -> Self {
+        let scheme = if tls { "https" } else { "http" };
+        let ip = listen.ip();
+        let hosts: Vec<String> = if ip.is_loopback() || ip.is_unspecified() {
+            vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]
+        } else {
+            vec![SocketAddr::new(ip, 0)
+                .to_string()
+                .trim_end_matches(":0")
+                .to_string()]
+        };
+        let mut own: Vec<String> = hosts
+            .iter()
+            .filter_map(|host| normalize_origin(&format!("{scheme}://{host}:{}", listen.port())))
+            .collect();
+        own.extend(public.iter().filter_map(|o| normalize_origin(o)));
+        let cors_allowed = cors_allowed
+            .iter()
+            .filter_map(|o| normalize_origin(o))
+            .collect();
+        OriginPolicy { own, cors_allowed }
+    }
+
+    pub fn classify<'a>(&self, headers: &'a HeaderMap) -> Origin<'a> {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return Origin::None;
+        };
+        match origin.to_str().ok().and_then(normalize_origin) {
+            Some(seen) if self.own.contains(&seen) => Origin::Same,
+            Some(seen) if self.cors_allowed.contains(&seen) => Origin::Allowed(origin),
+            _ => Origin::Foreign,
+        }
+    }
+}
+
+/// An origin as compared: lower case, no trailing `/`, no default port; `None` if it is not
+/// `http(s)://host[:port]`.
+fn normalize_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = origin.split_once("://")?;
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
     };
-    let origin_str = origin.to_str().unwrap_or_default().to_ascii_lowercase();
-    let own_host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_ascii_lowercase);
-    let origin_host = origin_str.split_once("://").map(|(_, host)| host);
-    if origin_host.is_some() && origin_host == own_host.as_deref() {
-        return Origin::Same;
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return None;
     }
-    if allowed.contains(&origin_str) {
-        Origin::Allowed(origin)
-    } else {
-        Origin::Foreign
-    }
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    Some(format!("{scheme}://{authority}"))
 }
 
 /// Refuses state-changing requests from origins that may not make them (a browser on another site
 /// must not be able to drive this proxy's AWS identity).
-pub fn refuse_cross_origin(method: &Method, origin: &Origin<'_>) -> Result<(), Error> {
+pub fn refuse_cross_origin(
+    method: &Method,
+    origin: &Origin<'_>,
+    headers: &HeaderMap,
+) -> Result<(), Error> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     match origin {
-        Origin::Foreign if !safe => Err(Error::PermissionDenied(
-            "cross-origin request refused: the Origin is not in --cors-allowed-origins".into(),
-        )),
+        Origin::Foreign if !safe => {
+            let seen = headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            Err(Error::PermissionDenied(format!(
+                "cross-origin request refused: the Origin {seen:?} is not one this proxy serves. If it is \
+                 this proxy's own address (a load balancer, a DNS name, a port mapping), set --public-url \
+                 (MLFLOW_PROXY_PUBLIC_URL) to it; for another site's pages, --cors-allowed-origins \
+                 (MLFLOW_PROXY_CORS_ALLOWED_ORIGINS)"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -101,6 +161,20 @@ pub fn preflight(
     Some(Ok(response))
 }
 
+/// Removes every `Access-Control-*` header from an upstream answer: the proxy's own CORS decision
+/// (`--cors-allowed-origins`) is the only one a browser may see, so an upstream's
+/// `Access-Control-Allow-Origin: *` cannot open the API to every site.
+pub fn strip_upstream_cors(headers: &mut HeaderMap) {
+    let names: Vec<header::HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 /// Adds the CORS response headers for an allowed origin (never with credentials, never `*`).
 pub fn add_cors_headers(response: &mut warp::reply::Response, origin: &Origin<'_>) {
     if let Origin::Allowed(value) = origin {
@@ -127,46 +201,83 @@ mod tests {
         h
     }
 
+    fn policy(listen: &str, tls: bool, public: &[&str], allowed: &[&str]) -> OriginPolicy {
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        OriginPolicy::new(
+            listen.parse().unwrap(),
+            tls,
+            &strings(public),
+            &strings(allowed),
+        )
+    }
+
+    fn is(policy: &OriginPolicy, origin: Option<&str>, host: &str) -> &'static str {
+        match policy.classify(&headers(origin, host)) {
+            Origin::None => "none",
+            Origin::Same => "same",
+            Origin::Allowed(_) => "allowed",
+            Origin::Foreign => "foreign",
+        }
+    }
+
     #[test]
-    fn origins_are_classified() {
-        let allowed = vec!["https://portal.example.com".to_string()];
-        assert!(matches!(
-            classify_origin(&headers(None, "p:8080"), &allowed),
-            Origin::None
-        ));
-        assert!(matches!(
-            classify_origin(&headers(Some("http://p:8080"), "p:8080"), &allowed),
-            Origin::Same
-        ));
-        assert!(matches!(
-            classify_origin(
-                &headers(Some("https://PORTAL.example.com"), "p:8080"),
-                &allowed
-            ),
-            Origin::Allowed(_)
-        ));
-        assert!(matches!(
-            classify_origin(&headers(Some("https://evil.example"), "p:8080"), &allowed),
-            Origin::Foreign
-        ));
-        assert!(matches!(
-            classify_origin(&headers(Some("null"), "p:8080"), &allowed),
-            Origin::Foreign
-        ));
+    fn origins_are_classified_against_the_configured_ones_not_the_host() {
+        let p = policy(
+            "0.0.0.0:8080",
+            false,
+            &["https://MLflow.example.com/"],
+            &["https://portal.example.com"],
+        );
+        assert_eq!(is(&p, None, "p:8080"), "none");
+        assert_eq!(
+            is(&p, Some("http://localhost:8080"), "localhost:8080"),
+            "same"
+        );
+        assert_eq!(is(&p, Some("http://127.0.0.1:8080"), "x"), "same");
+        assert_eq!(is(&p, Some("http://[::1]:8080"), "x"), "same");
+        assert_eq!(is(&p, Some("https://mlflow.example.com:443"), "x"), "same");
+        assert_eq!(is(&p, Some("https://PORTAL.example.com"), "p"), "allowed");
+        // DNS rebinding: the page's own name in Origin and Host alike.
+        assert_eq!(
+            is(&p, Some("http://evil.example:8080"), "evil.example:8080"),
+            "foreign"
+        );
+        assert_eq!(
+            is(&p, Some("http://localhost:9090"), "localhost:9090"),
+            "foreign"
+        );
+        assert_eq!(
+            is(&p, Some("https://localhost:8080"), "localhost:8080"),
+            "foreign"
+        );
+        assert_eq!(is(&p, Some("null"), "p:8080"), "foreign");
+        assert_eq!(is(&p, Some("http://user@localhost:8080"), "x"), "foreign");
+    }
+
+    #[test]
+    fn listen_address_origins() {
+        let p = policy("10.0.0.5:443", true, &[], &[]);
+        assert_eq!(is(&p, Some("https://10.0.0.5"), "x"), "same");
+        assert_eq!(is(&p, Some("http://10.0.0.5:443"), "x"), "foreign");
+        assert_eq!(is(&p, Some("https://localhost"), "x"), "foreign");
+        let p = policy("[fd00::5]:8080", false, &[], &[]);
+        assert_eq!(is(&p, Some("http://[fd00::5]:8080"), "x"), "same");
+        let p = policy("127.0.0.1:80", false, &[], &[]);
+        assert_eq!(is(&p, Some("http://localhost"), "x"), "same");
     }
 
     #[test]
     fn foreign_writes_are_refused_reads_are_not() {
         let foreign = Origin::Foreign;
-        assert_eq!(
-            refuse_cross_origin(&Method::POST, &foreign)
-                .unwrap_err()
-                .status(),
-            StatusCode::FORBIDDEN
-        );
-        assert!(refuse_cross_origin(&Method::GET, &foreign).is_ok());
-        assert!(refuse_cross_origin(&Method::POST, &Origin::Same).is_ok());
-        assert!(refuse_cross_origin(&Method::DELETE, &Origin::None).is_ok());
+        let h = headers(Some("https://mlflow.example.com"), "mlflow.example.com");
+        let refusal = refuse_cross_origin(&Method::POST, &foreign, &h).unwrap_err();
+        assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+        let message = refusal.to_string();
+        assert!(message.contains("--public-url") && message.contains("MLFLOW_PROXY_PUBLIC_URL"));
+        assert!(message.contains("https://mlflow.example.com"), "{message}");
+        assert!(refuse_cross_origin(&Method::GET, &foreign, &h).is_ok());
+        assert!(refuse_cross_origin(&Method::POST, &Origin::Same, &h).is_ok());
+        assert!(refuse_cross_origin(&Method::DELETE, &Origin::None, &h).is_ok());
     }
 
     #[test]
@@ -176,8 +287,13 @@ mod tests {
             header::ACCESS_CONTROL_REQUEST_METHOD,
             "POST".parse().unwrap(),
         );
-        let allowed = vec!["https://portal.example.com".to_string()];
-        let origin = classify_origin(&h, &allowed);
+        let origin = policy(
+            "127.0.0.1:8080",
+            false,
+            &[],
+            &["https://portal.example.com"],
+        )
+        .classify(&h);
         let response = preflight(&Method::OPTIONS, &h, &origin).unwrap().unwrap();
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         assert_eq!(
@@ -188,7 +304,7 @@ mod tests {
             .headers()
             .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
             .is_none());
-        let origin = classify_origin(&h, &[]);
+        let origin = policy("127.0.0.1:8080", false, &[], &[]).classify(&h);
         assert_eq!(
             preflight(&Method::OPTIONS, &h, &origin)
                 .unwrap()
@@ -197,6 +313,20 @@ mod tests {
             StatusCode::FORBIDDEN
         );
         assert!(preflight(&Method::GET, &h, &origin).is_none());
+    }
+
+    #[test]
+    fn upstream_cors_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".parse().unwrap());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            "true".parse().unwrap(),
+        );
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        strip_upstream_cors(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::CONTENT_TYPE));
     }
 
     #[test]

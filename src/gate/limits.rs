@@ -12,6 +12,7 @@ use lru::LruCache;
 
 use crate::error::Error;
 use crate::net::cidr::Cidr;
+use crate::net::client_addr::originating_ip;
 use crate::settings::LimitSettings;
 
 /// Buckets kept at most; beyond it the least recently used is dropped (it has refilled the longest,
@@ -56,27 +57,7 @@ pub fn client_ip(
     headers: &HeaderMap,
     trusted_proxies: &[Cidr],
 ) -> Option<IpAddr> {
-    let mut client = peer?.ip();
-    let trusted = |ip: IpAddr| trusted_proxies.iter().any(|c| c.contains(ip));
-    if !trusted(client) {
-        return Some(client);
-    }
-    let chain = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect::<Vec<_>>();
-    for entry in chain.iter().rev() {
-        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
-            break;
-        };
-        client = ip;
-        if !trusted(ip) {
-            break;
-        }
-    }
-    Some(client)
+    peer.map(|peer| originating_ip(peer.ip(), headers, trusted_proxies))
 }
 
 /// Why a request was refused.
@@ -259,6 +240,24 @@ mod tests {
             "refills at the rate"
         );
         assert!(limits(0.0, 1, 0).check_rate("x").is_ok(), "0 = unlimited");
+    }
+
+    #[test]
+    fn a_poisoned_lock_does_not_lift_the_limit() {
+        let l = std::sync::Arc::new(limits(1.0, 1, 0));
+        let t0 = Instant::now();
+        assert!(l.check_rate_at("alice", t0).is_ok());
+        let poisoner = l.clone();
+        let panicked = std::thread::spawn(move || {
+            let _held = poisoner.buckets.lock().unwrap();
+            panic!("a panic while the buckets are locked");
+        })
+        .join();
+        assert!(panicked.is_err() && l.buckets.is_poisoned());
+        assert!(
+            l.check_rate_at("alice", t0).is_err(),
+            "still limited after poisoning"
+        );
     }
 
     #[test]

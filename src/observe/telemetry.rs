@@ -19,6 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::observe::log_escape::{EscapedFields, EscapingWriter};
 use crate::settings::{LogFormat, OtlpSettings};
 
 /// The tracing target of the request spans (exported to OTLP, never printed).
@@ -88,6 +89,8 @@ pub fn init(format: LogFormat, filter: &str, otlp: Option<&OtlpSettings>) -> Tel
         LogFormat::Text => tracing_subscriber::fmt::layer()
             // Colours only on a terminal, never in log files or CloudWatch.
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            // Control characters in field values (request data) escaped: one event, one line.
+            .fmt_fields(EscapedFields)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -95,7 +98,7 @@ pub fn init(format: LogFormat, filter: &str, otlp: Option<&OtlpSettings>) -> Tel
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_writer(std::io::stderr)
+            .with_writer(|| EscapingWriter(std::io::stderr()))
             .boxed(),
     };
     let fmt_layer = fmt_layer.with_filter(filter);

@@ -32,34 +32,59 @@ pub fn healthz() -> warp::reply::Response {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// Whether the proxy can serve, and if not, why.
-pub fn readiness(app: &App) -> Result<(), String> {
-    if app.draining.load(Ordering::Relaxed) {
-        return Err("shutting down".into());
-    }
-    match &app.aws {
-        None => Ok(()),
-        Some(aws) => {
-            let status = aws.credentials.status();
-            if status.usable {
-                Ok(())
-            } else {
-                Err(match status.last_error {
-                    Some(e) => format!("no usable AWS credentials: {e}"),
-                    None => "AWS credentials not loaded yet".into(),
-                })
-            }
-        }
-    }
+/// Why the proxy cannot serve: a summary anyone may read, and the detail (which can name the role,
+/// account and STS's own message) for authenticated callers and the admin listener only.
+pub struct NotReady {
+    pub summary: &'static str,
+    pub detail: String,
 }
 
-pub fn readyz(app: &App) -> warp::reply::Response {
+/// Whether the proxy can serve, and if not, why.
+pub fn readiness(app: &App) -> Result<(), NotReady> {
+    if app.draining.load(Ordering::Relaxed) {
+        return Err(NotReady {
+            summary: "shutting down",
+            detail: "shutting down".into(),
+        });
+    }
+    let Some(aws) = &app.aws else {
+        return Ok(());
+    };
+    let status = aws.credentials.status();
+    if status.usable {
+        return Ok(());
+    }
+    Err(NotReady {
+        summary:
+            "no usable AWS credentials (details: /api/proxy/status or /readyz on --admin-listen)",
+        detail: match status.last_error {
+            Some(e) => format!("no usable AWS credentials: {e}"),
+            None => "AWS credentials not loaded yet".into(),
+        },
+    })
+}
+
+/// Which `/readyz` is asking: the main listener's (open to anyone who can reach the port) or the
+/// admin listener's (an operator's address).
+#[derive(Clone, Copy)]
+pub enum ReadyzAudience {
+    Public,
+    Admin,
+}
+
+pub fn readyz(app: &App, audience: ReadyzAudience) -> warp::reply::Response {
     match readiness(app) {
         Ok(()) => json_response(StatusCode::OK, &json!({"ready": true})),
-        Err(reason) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"ready": false, "reason": reason}),
-        ),
+        Err(not_ready) => {
+            let reason = match audience {
+                ReadyzAudience::Public => not_ready.summary.to_string(),
+                ReadyzAudience::Admin => not_ready.detail,
+            };
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"ready": false, "reason": reason}),
+            )
+        }
     }
 }
 
@@ -92,7 +117,7 @@ pub fn status(app: &App) -> warp::reply::Response {
         "signing_service": signing.map(|s| s.service),
         "ui_auth": settings.ui_auth.map(|u| u.name()).unwrap_or("none"),
         "ready": ready.is_ok(),
-        "ready_reason": ready.err(),
+        "ready_reason": ready.err().map(|not_ready| not_ready.detail),
         "credentials": credentials,
         "ui_session": app.ui_session_status(),
         "artifact_store": app.artifacts.as_ref().map(|g| g.status()),

@@ -1,7 +1,7 @@
 //! The MLflow request pipeline: every MLflow call, from the API or the UI, passes the gate's checks in
 //! order, is forwarded upstream, and is audited.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use crate::gate::limits;
 use crate::gate::policy;
 use crate::mlflow::request::experiment_acted_on;
 use crate::mlflow::routes::{is_graphql, RouteClass};
-use crate::net::client_addr::ClientAddr;
+use crate::net::client_addr::{originating_ip, ClientAddr};
 use crate::net::paced_body::{BodyPace, Paced};
 use crate::upstream::ui;
 use crate::upstream::{Inbound, UpstreamAuth};
@@ -103,7 +103,7 @@ where
     let inbound = inbound.map_body(|body| Paced::new(body, pace));
     let (inbound, inspected) = inspect(app, inbound, upstream_path, is_ui).await?;
     authorize(app, &identity, &inbound, upstream_path, &inspected)?;
-    let audit = AuditRecord::begin(&identity, &inbound, &inspected);
+    let audit = AuditRecord::begin(app, &identity, &inbound, &inspected);
     let upstream_auth = upstream_auth(app, &identity, is_ui);
     let mut response = match app.artifacts.as_ref().zip(artifacts::route(upstream_path)) {
         // The artifact API: served against the store with the proxy's credentials.
@@ -155,6 +155,7 @@ where
 /// Phase 1: refusals that need nothing but the request line and headers.
 fn request_filter<S>(app: &App, inbound: &Inbound<S>, upstream_path: &str) -> Result<(), Error> {
     app.limits.check_headers(&inbound.headers)?;
+    crate::upstream::body::refuse_before_continue(&inbound.headers, app.settings.max_body_size)?;
     // Ambiguous paths are refused before anything (classification included) looks at them.
     crate::upstream::path::validate_path(upstream_path)
 }
@@ -168,11 +169,11 @@ enum BrowserVerdict {
 
 /// Phase 2: what browsers may do from other origins.
 fn browser_filter<S>(app: &App, inbound: &Inbound<S>) -> Result<BrowserVerdict, Error> {
-    let origin = browser::classify_origin(&inbound.headers, &app.settings.cors_allowed_origins);
+    let origin = app.origins.classify(&inbound.headers);
     if let Some(answer) = browser::preflight(&inbound.method, &inbound.headers, &origin) {
         return answer.map(BrowserVerdict::Answered);
     }
-    browser::refuse_cross_origin(&inbound.method, &origin)?;
+    browser::refuse_cross_origin(&inbound.method, &origin, &inbound.headers)?;
     let cors_origin = match origin {
         browser::Origin::Allowed(value) => Some(value.clone()),
         _ => None,
@@ -346,7 +347,7 @@ struct AuditRecord<'a> {
     identity: &'a Identity,
     method: Method,
     path: Arc<str>,
-    remote: Option<SocketAddr>,
+    remote: Option<IpAddr>,
     class: Option<policy::Class>,
     subjects: String,
 }
@@ -354,6 +355,7 @@ struct AuditRecord<'a> {
 impl<'a> AuditRecord<'a> {
     /// `None` when the call is not audited or audit lines are not written.
     fn begin<S>(
+        app: &App,
         identity: &'a Identity,
         inbound: &Inbound<S>,
         inspected: &Inspected,
@@ -362,7 +364,7 @@ impl<'a> AuditRecord<'a> {
             identity,
             method: inbound.method.clone(),
             path: inbound.path.clone(),
-            remote: inbound.remote,
+            remote: caller_ip(app, &inbound.headers, inbound.remote),
             class: inspected.class,
             subjects: audit::subjects(inspected.query(), inspected.body.as_deref()),
         })
@@ -394,6 +396,7 @@ fn response_filter(
     cors_origin: Option<HeaderValue>,
     is_ui: bool,
 ) {
+    browser::strip_upstream_cors(response.headers_mut());
     if let Some(value) = cors_origin {
         browser::add_cors_headers(response, &browser::Origin::Allowed(&value));
     }
@@ -489,6 +492,12 @@ fn rate_key<S>(app: &App, identity: &Identity, inbound: &Inbound<S>) -> String {
         Some(ip) => format!("{}@{ip}", identity.name),
         None => identity.name.clone(),
     }
+}
+
+/// The caller's address for audit lines: behind a trusted proxy (the ALB), the client it names in
+/// `X-Forwarded-For`, not the proxy's own address.
+fn caller_ip(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    peer.map(|peer| originating_ip(peer.ip(), headers, &app.settings.trusted_proxies))
 }
 
 /// Phase 3 (and the dashboard's and `/api/proxy/*`'s check): who the caller is, or a 401. A client

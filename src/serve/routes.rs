@@ -27,7 +27,7 @@ pub fn admin_routes(
     let healthz = warp::path!("healthz").map(ops::healthz);
     let readyz = warp::path!("readyz")
         .and(with_app.clone())
-        .map(|app: Arc<App>| ops::readyz(&app));
+        .map(|app: Arc<App>| ops::readyz(&app, ops::ReadyzAudience::Admin));
     let metrics = warp::path!("metrics")
         .and(with_app)
         .map(|app: Arc<App>| ops::metrics(&app));
@@ -83,7 +83,8 @@ pub fn routes(
         .boxed();
     let readyz = warp::path!("readyz")
         .and(with_app.clone())
-        .map(|app: Arc<App>| ops::readyz(&app))
+        // Open to anyone who reaches the port: a summary only (the detail is on /api/proxy/status).
+        .map(|app: Arc<App>| ops::readyz(&app, ops::ReadyzAudience::Public))
         .boxed();
     healthz
         .or(readyz)

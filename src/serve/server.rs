@@ -246,6 +246,7 @@ async fn serve_connection<F>(
     let request_service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ClientAddr(remote));
+            host_from_authority(&mut request);
             let in_flight = tracked.request();
             // Clone only what this request uses: the route table is several shared filters.
             let answer = if serve_api && is_mlflow_api_path(request.uri().path()) {
@@ -330,5 +331,41 @@ async fn supervise<I, S, B>(
                 return;
             }
         }
+    }
+}
+
+/// HTTP/2 carries the address the client used in `:authority` (the URI's authority), not in `Host`:
+/// it is copied into `Host` when `Host` is absent, so that everything after (the forwarded
+/// `X-Forwarded-Host`, logs) sees one request shape whatever the protocol.
+fn host_from_authority<B>(request: &mut hyper::Request<B>) {
+    if request.headers().contains_key(http::header::HOST) {
+        return;
+    }
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a).ok()) {
+        request.headers_mut().insert(http::header::HOST, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_h2_authority_becomes_the_host() {
+        let mut h2 = hyper::Request::builder()
+            .uri("https://mlflow.example.com:8443/api/2.0/mlflow/runs/create")
+            .version(http::Version::HTTP_2)
+            .body(())
+            .unwrap();
+        host_from_authority(&mut h2);
+        assert_eq!(h2.headers()[http::header::HOST], "mlflow.example.com:8443");
+        let mut h1 = hyper::Request::builder()
+            .uri("http://evil.example/x")
+            .header(http::header::HOST, "proxy:8080")
+            .body(())
+            .unwrap();
+        host_from_authority(&mut h1);
+        assert_eq!(h1.headers()[http::header::HOST], "proxy:8080");
     }
 }

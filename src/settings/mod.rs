@@ -268,6 +268,12 @@ pub struct Args {
     #[arg(long, env = "MLFLOW_PROXY_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
 
+    /// Comma-separated URLs browsers use to reach this proxy (https://mlflow.example.com), when that is not
+    /// its listen address (a load balancer, a DNS name, a port mapping): browser writes are accepted only
+    /// from these origins, the listen address's, and --cors-allowed-origins.
+    #[arg(long, env = "MLFLOW_PROXY_PUBLIC_URL", value_delimiter = ',')]
+    pub public_url: Vec<String>,
+
     /// Time allowed to open a TCP (and TLS) connection to the upstream.
     #[arg(long, env = "MLFLOW_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -359,6 +365,8 @@ pub struct Settings {
     pub sagemaker_endpoint: Option<String>,
     pub frame_ancestors: Vec<String>,
     pub cors_allowed_origins: Vec<String>,
+    /// `--public-url` as origins (`scheme://host[:port]`).
+    pub public_origins: Vec<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
@@ -522,6 +530,7 @@ impl Args {
         let frame_ancestors = parse_frame_ancestors(&self.frame_ancestors)?;
         let cors_allowed_origins =
             parse_origins(&self.cors_allowed_origins, "cors_allowed_origins")?;
+        let public_origins = parse_public_urls(&self.public_url)?;
 
         let spool_dir = self.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         if !spool_dir.is_dir() {
@@ -560,6 +569,7 @@ impl Args {
             sagemaker_endpoint: plugin_env.sagemaker_endpoint.clone(),
             frame_ancestors,
             cors_allowed_origins,
+            public_origins,
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             idle_timeout: self.idle_timeout,
@@ -893,6 +903,24 @@ fn parse_origins(raw: &[String], id: &str) -> Result<Vec<String>, SettingsError>
         .collect()
 }
 
+/// `--public-url`: the proxy's own addresses as browsers see them, as origins (a path other than `/` is
+/// refused: the proxy serves from the root; no wildcards: each name is one the proxy answers to).
+fn parse_public_urls(raw: &[String]) -> Result<Vec<String>, SettingsError> {
+    if let Some(wildcard) = raw.iter().find(|url| url.contains('*')) {
+        return Err(invalid(
+            "public_url",
+            format!(
+                "{:?}: list each address, without wildcards",
+                wildcard.trim()
+            ),
+        ));
+    }
+    parse_origins(raw, "public_url").map_err(|e| SettingsError {
+        message: format!("{}; a URL like https://mlflow.example.com", e.message),
+        ..e
+    })
+}
+
 fn validate_session_name(name: &str) -> Result<(), SettingsError> {
     // STS: 2-64 characters of [\w+=,.@-].
     let ok = (2..=64).contains(&name.len())
@@ -1131,6 +1159,33 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.env, "MLFLOW_PROXY_FRAME_ANCESTORS");
         assert!(err.message.contains("'none'"), "{}", err.message);
+    }
+
+    #[test]
+    fn public_urls_are_origins_without_wildcards_or_paths() {
+        let s = args(&[
+            "--arn",
+            TS,
+            "--public-url",
+            "https://MLflow.example.com/, http://127.0.0.1:8081",
+        ])
+        .validate(&PluginEnv::default())
+        .unwrap();
+        assert_eq!(
+            s.public_origins,
+            ["https://mlflow.example.com", "http://127.0.0.1:8081"]
+        );
+        for bad in [
+            "mlflow.example.com",
+            "https://*.example.com",
+            "https://mlflow.example.com/mlflow",
+            "ftp://x",
+        ] {
+            let err = args(&["--arn", TS, "--public-url", bad])
+                .validate(&PluginEnv::default())
+                .unwrap_err();
+            assert_eq!(err.env, "MLFLOW_PROXY_PUBLIC_URL", "{bad}");
+        }
     }
 
     #[test]

@@ -65,6 +65,14 @@ impl PolicyRules {
                 if r.identities.is_empty() && r.groups.is_empty() {
                     return Err(format!("rule {} names no identities and no groups", i + 1));
                 }
+                // The token file, the groups header and string claims list groups separated by
+                // commas: a name with a comma could only ever match by accident.
+                if let Some(group) = r.groups.iter().find(|g| g.contains(',')) {
+                    return Err(format!(
+                        "rule {}: group {group:?} contains a comma (groups are listed comma-separated, so no group name has one)",
+                        i + 1
+                    ));
+                }
                 Ok(Rule {
                     identities: r.identities,
                     groups: r.groups,

@@ -22,6 +22,27 @@ const DRAIN_AFTER_REFUSAL: u64 = 16 * 1024 * 1024;
 /// Read size when streaming a spooled body back out.
 const SPOOL_READ_CHUNK: usize = 256 * 1024;
 
+/// The 413 for a client that waits for `100 Continue` (`Expect: 100-continue`) with a `Content-Length`
+/// over `max`, to be returned before anything reads the body: hyper sends `100 Continue` the first time
+/// the body is polled, which would invite the client to send what is then refused. (Without the
+/// expectation the client is already sending, and [`read_body`] reads a little of it before refusing.)
+pub fn refuse_before_continue(headers: &http::HeaderMap, max: u64) -> Result<(), Error> {
+    let expects_continue = headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if expects_continue && len > max => Err(Error::PayloadTooLarge {
+            limit: max,
+            setting: "--max-body-size",
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub struct BodyLimits<'a> {
     pub max: u64,
     /// The flag that sets `max`, named in the 413.

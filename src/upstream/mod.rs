@@ -135,6 +135,8 @@ pub struct Forwarder {
     memory_body_size: u64,
     spool_dir: PathBuf,
     trusted_proxies: Vec<Cidr>,
+    /// `https` with `--tls-cert`, else `http`: the scheme clients used, for `X-Forwarded-Proto`.
+    listener_scheme: &'static str,
     stats: Arc<Stats>,
 }
 
@@ -153,6 +155,11 @@ impl Forwarder {
             memory_body_size: settings.memory_body_size,
             spool_dir: settings.spool_dir.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            listener_scheme: if settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             stats,
         }
     }
@@ -366,7 +373,7 @@ impl Forwarder {
         let client_info = ClientInfo {
             remote: inbound.remote,
             host: inbound.headers.get(header::HOST),
-            proto: "http",
+            proto: self.listener_scheme,
             trusted_proxies: &self.trusted_proxies,
         };
         let mut built =

@@ -52,7 +52,7 @@ pub fn rewrite_response_headers(
 /// Maps an upstream redirect target into `/mlflow/`: absolute URLs on the upstream host and
 /// path-absolute targets get the prefix; relative and foreign targets are left alone.
 fn rewrite_location(location: &str, upstream_authority: &str) -> Option<String> {
-    let path = if let Some((_, after_scheme)) = location.split_once("://") {
+    let path = if let Some(after_scheme) = after_scheme(location) {
         let (authority, rest) =
             after_scheme.split_at(after_scheme.find('/').unwrap_or(after_scheme.len()));
         if !authority.eq_ignore_ascii_case(upstream_authority) {
@@ -69,6 +69,16 @@ fn rewrite_location(location: &str, upstream_authority: &str) -> Option<String> 
         return None;
     };
     Some(format!("{PREFIX}{path}"))
+}
+
+/// What follows `scheme://` when `location` starts with a scheme (RFC 3986: a letter, then letters,
+/// digits, `+`, `-`, `.`); `None` for a path, even one whose query holds a `://`.
+fn after_scheme(location: &str) -> Option<&str> {
+    let (scheme, rest) = location.split_once("://")?;
+    let mut chars = scheme.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let scheme_chars = chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    (starts_with_letter && scheme_chars).then_some(rest)
 }
 
 #[cfg(test)]
@@ -127,5 +137,13 @@ mod tests {
         assert_eq!(rewrite_location("https://elsewhere/x", "up"), None);
         assert_eq!(rewrite_location("//evil/x", "up"), None);
         assert_eq!(rewrite_location("static-files/x", "up"), None);
+        assert_eq!(
+            rewrite_location("/login?next=https://up/x", "up"),
+            Some("/mlflow/login?next=https://up/x".into())
+        );
+        assert_eq!(
+            rewrite_location("/?r=a://b", "elsewhere"),
+            Some("/mlflow/?r=a://b".into())
+        );
     }
 }

@@ -6,18 +6,36 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-/// Whether an upstream 403 says the security token expired (header or body).
+/// Whether an upstream 403 says the security token expired, by AWS's error code: the
+/// `x-amzn-ErrorType` header, or the `__type` (or `code`) of an AWS JSON error body. Text elsewhere does
+/// not count: an MLflow error whose message quotes a name containing "ExpiredToken" must not make the
+/// proxy refresh its credentials and send the request again.
 pub fn is_expired_token(headers: &HeaderMap, body: &[u8]) -> bool {
-    let error_type = headers
+    let header_type = headers
         .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if error_type.contains("ExpiredToken") {
+        .and_then(|v| v.to_str().ok());
+    if header_type.is_some_and(is_expired_token_type) {
         return true;
     }
-    let text = String::from_utf8_lossy(body);
-    text.contains("ExpiredToken")
-        || text.contains("security token included in the request is expired")
+    let Ok(Value::Object(json)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    // MLflow's own errors carry `error_code`; they are never about the proxy's credentials.
+    if json.contains_key("error_code") {
+        return false;
+    }
+    ["__type", "code", "Code"]
+        .iter()
+        .filter_map(|key| json.get(*key).and_then(Value::as_str))
+        .any(is_expired_token_type)
+}
+
+/// `ExpiredToken` or `ExpiredTokenException`, possibly namespaced (`…#ExpiredTokenException`) or, in
+/// the header, followed by `:` and a URL.
+fn is_expired_token_type(error_type: &str) -> bool {
+    let without_url = error_type.split(':').next().unwrap_or_default();
+    let short = without_url.rsplit('#').next().unwrap_or_default().trim();
+    matches!(short, "ExpiredToken" | "ExpiredTokenException")
 }
 
 /// MLflow's error code for an AWS error type.
@@ -132,5 +150,23 @@ mod tests {
             "ExpiredTokenException:".parse().unwrap(),
         );
         assert!(is_expired_token(&headers, b""));
+        let headers = HeaderMap::new();
+        assert!(is_expired_token(
+            &headers,
+            br#"{"__type":"com.amazon.coral.service#ExpiredTokenException","message":"expired"}"#
+        ));
+        for not_aws in [
+            &br#"{"error_code":"PERMISSION_DENIED","message":"no access to ExpiredToken"}"#[..],
+            br#"{"error_code":"PERMISSION_DENIED","__type":"ExpiredTokenException"}"#,
+            br#"{"__type":"AccessDeniedException","message":"ExpiredTokenException"}"#,
+            b"The security token included in the request is expired (ExpiredToken)",
+            br#"{"__type":"NotExpiredTokenException"}"#,
+        ] {
+            assert!(
+                !is_expired_token(&headers, not_aws),
+                "{}",
+                String::from_utf8_lossy(not_aws)
+            );
+        }
     }
 }

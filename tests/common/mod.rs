@@ -230,6 +230,12 @@ async fn handle(
                 r
             }
         }
+        // MLflow's own 403 whose message quotes a name with "ExpiredToken" in it (not an AWS error).
+        "/api/2.0/mlflow/forbidden-quoting" => full(
+            403,
+            "application/json",
+            r#"{"error_code":"PERMISSION_DENIED","message":"no access to experiment ExpiredTokenException"}"#,
+        ),
         "/api/2.0/mlflow/forbidden" => full(
             403,
             "application/json",
@@ -269,6 +275,28 @@ async fn handle(
                 .insert("x-frame-options", "SAMEORIGIN".parse().unwrap());
             r.headers_mut()
                 .insert("set-cookie", "upstream=secret; HttpOnly".parse().unwrap());
+            r
+        }
+        // An upstream that opens itself to every origin (the proxy must not pass this on).
+        "/api/2.0/mlflow/cors-open" => {
+            let mut r = full(200, "application/json", "{}");
+            for (name, value) in [
+                ("access-control-allow-origin", "*"),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-allow-methods", "GET, POST, DELETE"),
+                ("access-control-expose-headers", "x-secret"),
+            ] {
+                r.headers_mut().insert(name, value.parse().unwrap());
+            }
+            r
+        }
+        // A redirect whose query holds a URL (its `://` must not make it look absolute).
+        "/redirect-next" => {
+            let mut r = full(302, "text/plain", "");
+            r.headers_mut().insert(
+                "location",
+                "/login?next=https://elsewhere.example/x".parse().unwrap(),
+            );
             r
         }
         "/redirect" => {
@@ -402,9 +430,14 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
 /// Starts the proxy with `args` and an environment free of the developer's AWS settings, and waits
 /// until it logs its listening address.
 pub fn start_proxy(args: &[&str], env: &[(&str, &str)]) -> Proxy {
+    start_proxy_logging("json", args, env)
+}
+
+/// [`start_proxy`] with the given `--log-format` (`json` or `text`).
+pub fn start_proxy_logging(log_format: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sagemaker-mlflow-proxy"));
     command
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--listen", "127.0.0.1:0", "--log-format", log_format])
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -443,9 +476,22 @@ pub fn start_proxy(args: &[&str], env: &[(&str, &str)]) -> Proxy {
             let _ = child.kill();
             panic!("proxy did not start: {:?}", log.lock().unwrap());
         });
-    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let addr = json["listen"].as_str().unwrap().parse().unwrap();
+    let addr = listen_address(&line);
     Proxy { child, addr, log }
+}
+
+/// The address in the "listening" line, JSON (`"listen":"…"`) or text (`listen=…`).
+fn listen_address(line: &str) -> SocketAddr {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["listen"].as_str().unwrap().parse().unwrap();
+    }
+    let field = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="));
+    field
+        .unwrap_or_else(|| panic!("no listen= in {line}"))
+        .parse()
+        .unwrap()
 }
 
 /// The proxy in front of `upstream` without signing (as for a self-hosted MLflow), with extra flags.

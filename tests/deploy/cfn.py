@@ -158,6 +158,8 @@ class Stack:
             return f"arn:aws:sagemaker:{self.region}:{self.account}:mlflow-tracking-server/{server}"
         if attr == "Arn":
             return f"arn:aws:iam::{self.account}:role/{self.name}-{name}-1A2B3C4D5E6F"
+        if res["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer" and attr == "DNSName":
+            return f"internal-{self.name}-{name}-1234567890.{self.region}.elb.amazonaws.com"
         return f"{self.name}-{name}-{attr}"
 
     def condition(self, name: str) -> bool:

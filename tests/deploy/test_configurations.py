@@ -183,6 +183,7 @@ def start_and_check(launch: Launch, binary: Path, emu, tmp: Path) -> None:
                 f"{launch.name}: experiments/search answered {r.status_code}: {r.text[:300]}")
         else:
             assert r.status_code == 401, f"{launch.name}: anonymous call not refused ({modes}): {r.status_code}"
+        check_browser_origins(launch, env, url, headers)
         assert proc.poll() is None, f"{launch.name}: exited after becoming ready:\n{log.read_text()[-3000:]}"
         # Stops cleanly: SIGTERM drains (nothing in flight) and exits 0 within the configured drain timeout.
         proc.send_signal(signal.SIGTERM)
@@ -192,6 +193,19 @@ def start_and_check(launch: Launch, binary: Path, emu, tmp: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def check_browser_origins(launch: Launch, env: dict[str, str], url: str, headers: dict[str, str]) -> None:
+    """A browser write from the configuration's public URL (else the listen address) is not refused for its
+    origin; one from a page on any other name (DNS rebinding) is, before anything else."""
+    public = [u.strip() for u in env.get("MLFLOW_PROXY_PUBLIC_URL", "").split(",") if u.strip()]
+    own = public[0].rstrip("/") if public else url
+    search = f"{url}/api/2.0/mlflow/runs/search"
+    for origin, refused in ((own, False), ("http://rebinding.example:8080", True)):
+        r = requests.post(search, json={"experiment_ids": ["0"]}, headers={**headers, "Origin": origin}, timeout=30)
+        assert (r.status_code == 403) == refused, (
+            f"{launch.name}: a write with Origin {origin} answered {r.status_code}: {r.text[:300]} "
+            f"({launch.where(env_var='MLFLOW_PROXY_PUBLIC_URL')})")
 
 
 @pytest.mark.parametrize("launch,refused", LAUNCHES, ids=[launch.name for launch, _ in LAUNCHES])

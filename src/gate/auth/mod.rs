@@ -60,6 +60,77 @@ struct TrustedHeader {
     sources: Vec<Cidr>,
 }
 
+impl TrustedHeader {
+    /// The identity an auth proxy in `sources` vouches for. Each header must come once: an auth proxy
+    /// that appends to a header the client already sent would leave two values (two field lines, or
+    /// one joined with a comma), and which of them is the proxy's cannot be told, so the request is
+    /// refused rather than the first (the client's) believed. The groups header is a comma-separated
+    /// list, so group names cannot contain commas there (use an OIDC array claim for such names).
+    fn identity(
+        &self,
+        headers: &HeaderMap,
+        remote: Option<SocketAddr>,
+    ) -> Result<Identity, AuthError> {
+        let from_trusted = remote.is_some_and(|r| self.sources.iter().any(|c| c.contains(r.ip())));
+        if !from_trusted {
+            return Err(AuthError::Invalid(format!(
+                "{} is only accepted from --trusted-header-sources",
+                self.user
+            )));
+        }
+        let name = single_value(headers, &self.user)?
+            .unwrap_or_default()
+            .trim();
+        if name.is_empty() {
+            return Err(AuthError::Invalid(format!("empty {}", self.user)));
+        }
+        if name.contains(',') {
+            return Err(AuthError::Invalid(format!(
+                "{} holds a list ({name:?}): the auth proxy must replace the header, not append to it",
+                self.user
+            )));
+        }
+        let groups = single_value(headers, &self.groups)?
+            .map(comma_list)
+            .unwrap_or_default();
+        Ok(Identity {
+            name: name.to_string(),
+            groups,
+            method: "trusted-header",
+        })
+    }
+}
+
+/// The one value of header `name` (`None` when absent); refused when it is sent more than once or is
+/// not text.
+fn single_value<'a>(
+    headers: &'a HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<&'a str>, AuthError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::Invalid(format!(
+            "{name} sent more than once: the auth proxy must replace the client's copy, not add its own"
+        )));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| AuthError::Invalid(format!("{name} is not text")))
+}
+
+/// A comma-separated list of names (blanks dropped).
+fn comma_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl Authenticator {
     pub fn new(settings: &AuthSettings, client: UpstreamClient) -> Result<Self, String> {
         let has = |mode| settings.modes.contains(&mode);
@@ -157,35 +228,8 @@ impl Authenticator {
             }
         }
         if let Some(trusted) = &self.trusted {
-            if let Some(user) = headers.get(&trusted.user) {
-                let from_trusted =
-                    remote.is_some_and(|r| trusted.sources.iter().any(|c| c.contains(r.ip())));
-                if !from_trusted {
-                    return Err(AuthError::Invalid(format!(
-                        "{} is only accepted from --trusted-header-sources",
-                        trusted.user
-                    )));
-                }
-                let name = user.to_str().unwrap_or_default().trim();
-                if name.is_empty() {
-                    return Err(AuthError::Invalid(format!("empty {}", trusted.user)));
-                }
-                let groups = headers
-                    .get(&trusted.groups)
-                    .and_then(|g| g.to_str().ok())
-                    .map(|g| {
-                        g.split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                return Ok(Identity {
-                    name: name.to_string(),
-                    groups,
-                    method: "trusted-header",
-                });
+            if headers.contains_key(&trusted.user) {
+                return trusted.identity(headers, remote);
             }
         }
         if self.allow_anonymous {
@@ -211,12 +255,9 @@ impl Authenticator {
                 .filter_map(Value::as_str)
                 .map(str::to_string)
                 .collect(),
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|g| !g.is_empty())
-                .map(str::to_string)
-                .collect(),
+            // A string claim is a comma-separated list (as the groups header); in an array each item
+            // is one group, commas and all, so `"x,ml-engineers"` there is not `ml-engineers`.
+            Some(Value::String(s)) => comma_list(s),
             _ => Vec::new(),
         };
         Identity {

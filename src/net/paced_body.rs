@@ -55,15 +55,20 @@ impl<E: std::fmt::Display> std::fmt::Display for PacedError<E> {
 }
 
 pin_project_lite::pin_project! {
-    /// A body stream held to a [`BodyPace`].
+    /// `inner`, ended with a [`PacedError`] when it falls behind its [`BodyPace`].
     pub struct Paced<S> {
         #[pin]
         inner: S,
+        // Armed only when the client has nothing ready (most bodies arrive whole and never need it),
+        // so a body that keeps up costs no timer registration.
         #[pin]
-        timer: Sleep,
+        timer: Option<Sleep>,
         pace: BodyPace,
         started: Instant,
+        // When the last chunk arrived; set lazily, when the reader next finds nothing ready (it reads
+        // what is ready at once, so that moment is when the last chunk was taken).
         last_chunk: Instant,
+        received_since_wait: bool,
         received: u64,
         ended: bool,
     }
@@ -74,20 +79,21 @@ impl<S> Paced<S> {
         let started = Instant::now();
         Paced {
             inner,
-            timer: tokio::time::sleep_until(started + pace.idle),
+            timer: None,
             pace,
             started,
             last_chunk: started,
+            received_since_wait: false,
             received: 0,
             ended: false,
         }
     }
 }
 
-/// When the body is late, a chunk having just arrived: `idle` from now, or when `received` falls
-/// under the rate, whichever is first.
-fn deadline(pace: &BodyPace, started: Instant, received: u64) -> Instant {
-    let paused = Instant::now() + pace.idle;
+/// When the body must have moved on: the idle timeout after its last chunk, and (once the idle timeout
+/// has passed since it began) the time by which what it has sent meets the minimum rate.
+fn deadline(pace: &BodyPace, started: Instant, last_chunk: Instant, received: u64) -> Instant {
+    let paused = last_chunk + pace.idle;
     if pace.min_rate == 0 {
         return paused;
     }
@@ -110,9 +116,7 @@ where
         match this.inner.poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 *this.received += chunk.remaining() as u64;
-                *this.last_chunk = Instant::now();
-                this.timer
-                    .reset(deadline(this.pace, *this.started, *this.received));
+                *this.received_since_wait = true;
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(PacedError::Body(e)))),
@@ -121,7 +125,21 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_pending() {
+                if std::mem::take(this.received_since_wait) {
+                    *this.last_chunk = Instant::now();
+                }
+                let due = deadline(this.pace, *this.started, *this.last_chunk, *this.received);
+                match this.timer.as_mut().as_pin_mut() {
+                    Some(timer) if timer.deadline() == due => {}
+                    Some(timer) => timer.reset(due),
+                    None => this.timer.set(Some(tokio::time::sleep_until(due))),
+                }
+                let fired = this
+                    .timer
+                    .as_mut()
+                    .as_pin_mut()
+                    .is_some_and(|timer| timer.poll(cx).is_ready());
+                if !fired {
                     return Poll::Pending;
                 }
                 *this.ended = true;

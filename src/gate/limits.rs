@@ -119,6 +119,12 @@ impl Limits {
     }
 
     /// Takes one token from the bucket of `key` (see [`rate_key`]).
+    /// Whether requests are rate-limited at all (`--rate-limit` above 0); when not, callers need not
+    /// work out a bucket key.
+    pub fn is_rate_limited(&self) -> bool {
+        self.settings.rate_limit > 0.0
+    }
+
     pub fn check_rate(&self, key: &str) -> Result<(), Refusal> {
         self.check_rate_at(key, Instant::now())
     }

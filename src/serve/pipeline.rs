@@ -95,7 +95,9 @@ where
         BrowserVerdict::Proceed { cors_origin } => cors_origin,
     };
     let identity = authenticate(app, &inbound.headers, inbound.remote).await?;
-    app.limits.check_rate(&rate_key(app, &identity, &inbound))?;
+    if app.limits.is_rate_limited() {
+        app.limits.check_rate(&rate_key(app, &identity, &inbound))?;
+    }
     let pace = BodyPace {
         idle: app.settings.idle_timeout,
         min_rate: app.settings.min_body_rate,
